@@ -1,0 +1,302 @@
+//! Validated job configuration. [`JobSettings`] is the raw form (from flags or a TOML job
+//! file, every field optional); [`JobConfig`] is the checked form the runtime takes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+/// Default number of key groups: the maximum parallelism of a job.
+pub const DEFAULT_KEY_GROUPS: u32 = 256;
+
+/// Where a source reads from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SourceBinding {
+    /// A text file, one event per line.
+    File(PathBuf),
+    /// Standard input, one event per line.
+    Stdin,
+}
+
+/// Where a sink writes to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SinkBinding {
+    /// A file, one record per line (created or truncated).
+    File(PathBuf),
+    /// Standard output, one record per line.
+    Stdout,
+}
+
+impl SinkBinding {
+    fn parse(text: &str, base: &Path) -> Self {
+        match text {
+            "-" => Self::Stdout,
+            path => Self::File(base.join(path)),
+        }
+    }
+}
+
+impl std::fmt::Display for SinkBinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(path) => write!(f, "{}", path.display()),
+            Self::Stdout => write!(f, "standard output"),
+        }
+    }
+}
+
+/// Sandbox limits for each guest instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Linear memory per instance.
+    pub memory_bytes: u64,
+    /// CPU time one guest call may take before it is stopped.
+    pub call_deadline_ms: u64,
+    /// Largest accepted module file.
+    pub max_module_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 256 << 20,
+            call_deadline_ms: 5_000,
+            max_module_bytes: 64 << 20,
+        }
+    }
+}
+
+/// How sources cut their input into batches and epochs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Epochs {
+    /// Events per batch handed to the guest.
+    pub batch_size: usize,
+    /// An epoch closes after this many events...
+    pub max_records: u64,
+    /// ...or after this much time, whichever comes first.
+    pub max_ms: u64,
+}
+
+impl Default for Epochs {
+    fn default() -> Self {
+        Self { batch_size: 1024, max_records: 100_000, max_ms: 1_000 }
+    }
+}
+
+/// Job settings as given by a person: every field optional. Flags override the job file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSettings {
+    pub module: Option<PathBuf>,
+    pub threads: Option<usize>,
+    pub processes: Option<usize>,
+    pub key_groups: Option<u32>,
+    #[serde(default)]
+    pub sources: BTreeMap<String, String>,
+    #[serde(default)]
+    pub sinks: BTreeMap<String, String>,
+    pub dead_letter: Option<String>,
+    pub batch_size: Option<usize>,
+    pub epoch_records: Option<u64>,
+    pub epoch_ms: Option<u64>,
+    pub memory_mib: Option<u64>,
+    pub call_deadline_ms: Option<u64>,
+    /// Directory that relative paths are resolved against (the job file's directory).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+impl JobSettings {
+    /// Reads a TOML job file; relative paths in it are relative to the file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read job file {}", path.display()))?;
+        let mut settings: Self = toml::from_str(&text)
+            .with_context(|| format!("invalid job file {}", path.display()))?;
+        settings.base_dir = path.parent().map(Path::to_owned).unwrap_or_default();
+        Ok(settings)
+    }
+
+    /// Settings from `overrides` win; bindings are merged by name. Paths of each side stay
+    /// resolved against their own base.
+    pub fn merge(self, overrides: Self) -> Self {
+        let rebase = |base: &Path, map: BTreeMap<String, String>| -> BTreeMap<String, String> {
+            map.into_iter().map(|(k, v)| (k, rebase_path(base, &v))).collect()
+        };
+        let mut sources = rebase(&self.base_dir, self.sources);
+        sources.extend(overrides.sources);
+        let mut sinks = rebase(&self.base_dir, self.sinks);
+        sinks.extend(overrides.sinks);
+        let base = &self.base_dir;
+        Self {
+            module: overrides.module.or(self.module.map(|m| base.join(m))),
+            threads: overrides.threads.or(self.threads),
+            processes: overrides.processes.or(self.processes),
+            key_groups: overrides.key_groups.or(self.key_groups),
+            sources,
+            sinks,
+            dead_letter: overrides.dead_letter.or(self.dead_letter.map(|d| rebase_path(base, &d))),
+            batch_size: overrides.batch_size.or(self.batch_size),
+            epoch_records: overrides.epoch_records.or(self.epoch_records),
+            epoch_ms: overrides.epoch_ms.or(self.epoch_ms),
+            memory_mib: overrides.memory_mib.or(self.memory_mib),
+            call_deadline_ms: overrides.call_deadline_ms.or(self.call_deadline_ms),
+            base_dir: overrides.base_dir,
+        }
+    }
+
+    /// Checks the settings and fills in defaults.
+    pub fn validate(self) -> Result<JobConfig> {
+        let Some(module) = self.module else {
+            bail!("no pipeline given: pass PIPELINE.wasm, or set `module` in the job file");
+        };
+        let threads = positive("threads", self.threads.unwrap_or(1))?;
+        let processes = positive("processes", self.processes.unwrap_or(1))?;
+        let key_groups = self.key_groups.unwrap_or(DEFAULT_KEY_GROUPS);
+        if !(1..=65_536).contains(&key_groups) {
+            bail!("--key-groups must be between 1 and 65536, not {key_groups}");
+        }
+        let workers = threads * processes;
+        if workers > key_groups as usize {
+            bail!(
+                "{workers} workers ({processes} processes × {threads} threads) exceed the \
+                 {key_groups} key groups; raise --key-groups or use fewer workers"
+            );
+        }
+        let base = &self.base_dir;
+        let mut sources = BTreeMap::new();
+        for (name, path) in self.sources {
+            let binding = match path.as_str() {
+                "-" => SourceBinding::Stdin,
+                path => {
+                    let path = base.join(path);
+                    if !path.is_file() {
+                        bail!("source `{name}`: no such file {}", path.display());
+                    }
+                    SourceBinding::File(path)
+                }
+            };
+            sources.insert(name, binding);
+        }
+        let sinks = self
+            .sinks
+            .into_iter()
+            .map(|(name, path)| (name, SinkBinding::parse(&path, base)))
+            .collect();
+        let defaults = Epochs::default();
+        let epochs = Epochs {
+            batch_size: positive("batch size", self.batch_size.unwrap_or(defaults.batch_size))?,
+            max_records: self.epoch_records.unwrap_or(defaults.max_records).max(1),
+            max_ms: self.epoch_ms.unwrap_or(defaults.max_ms).max(1),
+        };
+        let default_limits = Limits::default();
+        let limits = Limits {
+            memory_bytes: self.memory_mib.map_or(default_limits.memory_bytes, |m| m << 20),
+            call_deadline_ms: self.call_deadline_ms.unwrap_or(default_limits.call_deadline_ms),
+            max_module_bytes: default_limits.max_module_bytes,
+        };
+        Ok(JobConfig {
+            module: base.join(module),
+            threads,
+            processes,
+            key_groups,
+            sources,
+            sinks,
+            dead_letter: self.dead_letter.map(|d| SinkBinding::parse(&d, base)),
+            epochs,
+            limits,
+        })
+    }
+}
+
+fn rebase_path(base: &Path, path: &str) -> String {
+    if path == "-" { path.to_owned() } else { base.join(path).to_string_lossy().into_owned() }
+}
+
+fn positive(what: &str, value: usize) -> Result<usize> {
+    if value == 0 {
+        bail!("{what} must be at least 1");
+    }
+    Ok(value)
+}
+
+/// A checked job: what `run` executes and what `spawn` hands to each worker process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobConfig {
+    pub module: PathBuf,
+    /// Worker threads per process.
+    pub threads: usize,
+    /// Worker processes (1 for `run`).
+    pub processes: usize,
+    pub key_groups: u32,
+    pub sources: BTreeMap<String, SourceBinding>,
+    pub sinks: BTreeMap<String, SinkBinding>,
+    /// Where records that a transform rejected go, if anywhere.
+    pub dead_letter: Option<SinkBinding>,
+    pub epochs: Epochs,
+    pub limits: Limits,
+}
+
+impl JobConfig {
+    /// Total worker threads across all processes.
+    pub fn workers(&self) -> usize {
+        self.threads * self.processes
+    }
+}
+
+/// Parses `NAME=VALUE` (for `--source` and `--sink`).
+pub fn parse_binding(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() && !value.is_empty() => {
+            Ok((name.to_owned(), value.to_owned()))
+        }
+        _ => Err(format!("expected NAME=PATH (e.g. logs=access.log or report=-), got `{text}`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_job_file_and_file_paths_are_relative_to_it() {
+        let file = JobSettings {
+            module: Some("guest.wasm".into()),
+            threads: Some(2),
+            sinks: [("report".to_owned(), "out.jsonl".to_owned())].into(),
+            base_dir: "/jobs".into(),
+            ..Default::default()
+        };
+        let flags = JobSettings {
+            threads: Some(4),
+            sinks: [("extra".to_owned(), "-".to_owned())].into(),
+            ..Default::default()
+        };
+        let config = file.merge(flags).validate().unwrap();
+        assert_eq!(config.module, Path::new("/jobs/guest.wasm"));
+        assert_eq!(config.threads, 4);
+        assert_eq!(config.sinks["report"], SinkBinding::File("/jobs/out.jsonl".into()));
+        assert_eq!(config.sinks["extra"], SinkBinding::Stdout);
+    }
+
+    #[test]
+    fn more_workers_than_key_groups_is_refused() {
+        let settings = JobSettings {
+            module: Some("g.wasm".into()),
+            threads: Some(4),
+            processes: Some(4),
+            key_groups: Some(8),
+            ..Default::default()
+        };
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(error.contains("16 workers"), "{error}");
+    }
+
+    #[test]
+    fn binding_needs_a_name_and_a_value() {
+        assert_eq!(parse_binding("logs=a.log").unwrap(), ("logs".into(), "a.log".into()));
+        assert!(parse_binding("logs").is_err());
+        assert!(parse_binding("=a.log").is_err());
+    }
+}

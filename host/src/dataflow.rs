@@ -1,0 +1,260 @@
+//! Builds and runs the timely dataflow for a pipeline graph, one operator per file.
+//!
+//! Every stream carries [`Batch`]es: flat, framed event buffers, so that a guest call, an
+//! exchange between workers and a sink write each handle many events at once. Timestamps are
+//! epochs (`u64`) cut by the sources; an epoch is the unit of progress.
+
+mod aggregate;
+mod source;
+mod sink;
+mod transform;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use timely::dataflow::operators::core::Concatenate;
+use timely::dataflow::{Scope, Stream};
+
+use crate::config::JobConfig;
+use crate::runtime::{GuestInstance, GuestModule, Operator};
+use crate::state::KeyGroupAssignment;
+
+/// Framed events travelling between operators.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Batch {
+    /// The worker this batch is for: every channel exchanges batches by their route.
+    pub route: u32,
+    /// Largest event time among the sender's events for this epoch, for watermarks
+    /// (`i64::MIN` when unknown or empty).
+    pub max_time: i64,
+    /// Events in the `spillway-frame` framing.
+    pub events: Vec<u8>,
+}
+
+type BatchStream<'scope> = Stream<'scope, u64, Vec<Batch>>;
+
+/// What a worker does with an error it cannot recover from: report it (print it, or leave
+/// it for the orchestrator), then exit the process; the orchestrator stops the other workers.
+#[derive(Clone)]
+pub struct OnFatal {
+    report: Arc<dyn Fn(&anyhow::Error) + Send + Sync>,
+}
+
+impl OnFatal {
+    pub fn new(report: impl Fn(&anyhow::Error) + Send + Sync + 'static) -> Self {
+        Self { report: Arc::new(report) }
+    }
+
+    /// Reports `error` and exits with [`crate::orchestrator::EXIT_FAILED`].
+    pub fn fail(&self, error: anyhow::Error) -> ! {
+        (self.report)(&error);
+        std::process::exit(crate::orchestrator::EXIT_FAILED)
+    }
+}
+
+/// Counters shared by the worker threads of one process.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub events_in: AtomicU64,
+    pub events_out: AtomicU64,
+    pub rejected: AtomicU64,
+    pub late: AtomicU64,
+    pub first_rejection: Mutex<Option<String>>,
+}
+
+impl Counters {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> JobStats {
+        JobStats {
+            events_in: self.events_in.load(Ordering::Relaxed),
+            events_out: self.events_out.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+            late: self.late.load(Ordering::Relaxed),
+            first_rejection: self.first_rejection.lock().unwrap().clone(),
+        }
+    }
+}
+
+/// What a finished job did, summed over workers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobStats {
+    pub events_in: u64,
+    pub events_out: u64,
+    /// Records a transform rejected (bad input), counted and skipped.
+    pub rejected: u64,
+    /// Events that arrived after their window had closed, counted and dropped.
+    pub late: u64,
+    pub first_rejection: Option<String>,
+}
+
+impl JobStats {
+    pub fn merge(&mut self, other: JobStats) {
+        self.events_in += other.events_in;
+        self.events_out += other.events_out;
+        self.rejected += other.rejected;
+        self.late += other.late;
+        self.first_rejection = self.first_rejection.take().or(other.first_rejection);
+    }
+}
+
+/// What every operator of one worker shares.
+#[derive(Clone)]
+pub(crate) struct WorkerContext {
+    /// This worker's index among all workers of the job.
+    pub index: usize,
+    pub config: Arc<JobConfig>,
+    pub module: Arc<GuestModule>,
+    pub guest: Rc<RefCell<GuestInstance>>,
+    pub counters: Arc<Counters>,
+    pub on_fatal: OnFatal,
+    pub key_groups: Rc<KeyGroupAssignment>,
+}
+
+impl WorkerContext {
+    /// A batch that stays on this worker.
+    pub fn local_batch(&self, events: Vec<u8>) -> Batch {
+        Batch { route: self.index as u32, max_time: i64::MIN, events }
+    }
+
+    /// Unwraps `result`, or stops the process with the error.
+    pub fn check<T>(&self, result: Result<T>) -> T {
+        result.unwrap_or_else(|error| self.on_fatal.fail(error))
+    }
+}
+
+/// Runs `config`'s job in this process with timely configuration `timely_config`, and
+/// returns this process's counters once every dataflow is complete.
+pub fn run_job(
+    config: JobConfig,
+    module: Arc<GuestModule>,
+    timely_config: timely::Config,
+    on_fatal: OnFatal,
+) -> Result<JobStats> {
+    let config = Arc::new(config);
+    let counters = Arc::new(Counters::default());
+    let shared = (Arc::clone(&config), Arc::clone(&module), Arc::clone(&counters), on_fatal);
+    let guards = timely::execute(timely_config, move |worker| {
+        let (config, module, counters, on_fatal) = shared.clone();
+        let guest = GuestInstance::new(Arc::clone(&module), &config.limits);
+        let guest = guest.unwrap_or_else(|error| on_fatal.fail(error));
+        let key_groups = KeyGroupAssignment::new(config.key_groups, config.workers());
+        let context = WorkerContext {
+            index: worker.index(),
+            config,
+            module,
+            guest: Rc::new(RefCell::new(guest)),
+            counters,
+            on_fatal,
+            key_groups: Rc::new(key_groups),
+        };
+        worker.dataflow::<u64, _, _>(|scope| {
+            let built = build(scope, &context);
+            context.check(built);
+        });
+    })
+    .map_err(|e| anyhow::anyhow!("cannot start the workers: {e}"))?;
+    for (index, result) in guards.join().into_iter().enumerate() {
+        result.map_err(|e| anyhow::anyhow!("worker thread {index} failed: {e}"))?;
+    }
+    Ok(counters.snapshot())
+}
+
+/// Checks that every source and sink of the graph is bound, and every binding is used.
+pub fn check_bindings(module: &GuestModule, config: &JobConfig) -> Result<()> {
+    let graph = module.graph();
+    let names = |want_source: bool| -> Vec<&str> {
+        graph
+            .nodes
+            .iter()
+            .filter_map(|node| match (&node.op, want_source) {
+                (Operator::Source(name), true) | (Operator::Sink(name), false) => {
+                    Some(name.as_str())
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let (sources, sinks) = (names(true), names(false));
+    let list = |names: &[&str]| {
+        if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+    };
+    for name in config.sources.keys() {
+        if !sources.contains(&name.as_str()) {
+            bail!(
+                "--source {name}=...: {} has no source named `{name}` (its sources: {})",
+                module.name(),
+                list(&sources)
+            );
+        }
+    }
+    for name in config.sinks.keys() {
+        if !sinks.contains(&name.as_str()) {
+            bail!(
+                "--sink {name}=...: {} has no sink named `{name}` (its sinks: {})",
+                module.name(),
+                list(&sinks)
+            );
+        }
+    }
+    for name in &sources {
+        if !config.sources.contains_key(*name) {
+            bail!("{} reads source `{name}`, but it is not bound: add --source {name}=PATH", module.name());
+        }
+    }
+    for name in &sinks {
+        if !config.sinks.contains_key(*name) {
+            bail!("{} writes sink `{name}`, but it is not bound: add --sink {name}=PATH (or {name}=- for standard output)", module.name());
+        }
+    }
+    Ok(())
+}
+
+/// Builds the operators of the graph in order.
+fn build<'scope>(scope: Scope<'scope, u64>, context: &WorkerContext) -> Result<()> {
+    let graph = context.module.graph().clone();
+    let mut streams: Vec<Option<BatchStream<'scope>>> = Vec::with_capacity(graph.nodes.len());
+    let mut rejected = Vec::new();
+    let mut sinks = HashMap::new();
+    let mut source_count = 0;
+    for (index, node) in graph.nodes.iter().enumerate() {
+        let index = index as u32;
+        let input = || streams[node.inputs[0] as usize].clone().context("input is a sink");
+        let stream = match &node.op {
+            Operator::Source(name) => {
+                let binding = &context.config.sources[name];
+                let reader = source_count % scope.peers();
+                source_count += 1;
+                Some(source::build(scope, context, name, binding, reader)?)
+            }
+            Operator::Transform => {
+                let (output, errors) = transform::build(input()?, context, index);
+                rejected.push(errors);
+                Some(output)
+            }
+            Operator::Aggregate(spec) => {
+                Some(aggregate::build(input()?, context, index, spec))
+            }
+            Operator::Sink(name) => {
+                sinks.entry(name.clone()).or_insert_with(Vec::new).push(input()?);
+                None
+            }
+        };
+        streams.push(stream);
+    }
+    for (name, inputs) in sinks {
+        let binding = context.config.sinks[&name].clone();
+        sink::build(scope.concatenate(inputs), context, &name, &binding, true)?;
+    }
+    if let Some(binding) = context.config.dead_letter.clone() {
+        sink::build(scope.concatenate(rejected), context, "dead-letter", &binding, false)?;
+    }
+    Ok(())
+}

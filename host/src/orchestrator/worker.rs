@@ -1,0 +1,84 @@
+//! The worker process: one member of a `spawn` group, started by the orchestrator with the
+//! hidden `worker` subcommand.
+
+use std::path::{Path, PathBuf};
+use anyhow::{Context, Result};
+
+use super::{EXIT_FAILED, EXIT_PEER_LOST, error_file, stats_file};
+use crate::config::JobConfig;
+use crate::dataflow::{self, OnFatal};
+
+/// Where a worker finds its job and its peers.
+#[derive(Debug, Clone)]
+pub struct WorkerArgs {
+    /// The job spec the orchestrator wrote, in its run directory.
+    pub spec: PathBuf,
+    /// This process's index.
+    pub process: usize,
+    /// Every worker process's address, in process order.
+    pub addresses: Vec<String>,
+}
+
+/// Runs this process's share of the job and leaves its statistics (or its error) in the run
+/// directory for the orchestrator.
+pub fn run_worker(args: WorkerArgs) -> Result<()> {
+    let run_dir = args.spec.parent().context("job spec has no directory")?.to_owned();
+    let process = args.process;
+    install_panic_hook(run_dir.clone(), process);
+    let error_path = error_file(&run_dir, process);
+    let on_fatal = OnFatal::new(move |error| {
+        let _ = std::fs::write(&error_path, format!("{error:#}"));
+    });
+    let result = (|| {
+        let text = std::fs::read(&args.spec)
+            .with_context(|| format!("cannot read job spec {}", args.spec.display()))?;
+        let config: JobConfig = serde_json::from_slice(&text).context("invalid job spec")?;
+        let module = super::load_pipeline(&config)?;
+        let timely_config = timely::Config {
+            communication: timely::CommunicationConfig::Cluster {
+                threads: config.threads,
+                process,
+                addresses: args.addresses.clone(),
+                report: false,
+                zerocopy: false,
+            },
+            worker: timely::WorkerConfig::default(),
+        };
+        dataflow::run_job(config, module, timely_config, on_fatal.clone())
+    })();
+    match result {
+        Ok(stats) => {
+            let path = stats_file(&run_dir, process);
+            std::fs::write(&path, serde_json::to_vec(&stats)?)
+                .with_context(|| format!("cannot write {}", path.display()))
+        }
+        Err(error) => on_fatal.fail(error),
+    }
+}
+
+/// Turns the panics of timely's network threads, which follow a peer's death, into one
+/// line and a distinct exit code; stays silent when another worker has already failed.
+fn install_panic_hook(run_dir: PathBuf, process: usize) {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if another_worker_failed(&run_dir, process) {
+            std::process::exit(EXIT_PEER_LOST);
+        }
+        let thread = std::thread::current();
+        if thread.name().is_some_and(|name| name.starts_with("timely:")) {
+            eprintln!("lost the connection to another worker process");
+            std::process::exit(EXIT_PEER_LOST);
+        }
+        default_hook(info);
+        let _ = std::fs::write(error_file(&run_dir, process), format!("panic: {info}"));
+        std::process::exit(EXIT_FAILED);
+    }));
+}
+
+fn another_worker_failed(run_dir: &Path, process: usize) -> bool {
+    std::fs::read_dir(run_dir).into_iter().flatten().flatten().any(|entry| {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        name.starts_with("error-") && name != format!("error-{process}")
+    })
+}

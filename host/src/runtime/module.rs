@@ -1,0 +1,179 @@
+//! Loading a pipeline component: checks that turn a bad file into a message a person can
+//! act on, compilation, and the validated pipeline graph.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Result;
+use wasmtime::Engine;
+use wasmtime::component::{Component, Linker};
+
+use super::{GuestInstance, GuestState, Graph, Operator, PipelinePre};
+use crate::config::Limits;
+
+/// Why a file cannot be used as a pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleError {
+    #[error("cannot read pipeline {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path} is {size} bytes, over the module size limit of {limit} bytes")]
+    TooLarge { path: PathBuf, size: u64, limit: u64 },
+    #[error("{path} is not a WebAssembly file (it does not start with the bytes `\\0asm`)")]
+    NotWasm { path: PathBuf },
+    #[error(
+        "{path} is a core WebAssembly module, not a component; build the guest for the \
+         `wasm32-wasip2` target (`cargo build --release --target wasm32-wasip2`), or wrap a core \
+         module with `wasm-tools component new`"
+    )]
+    CoreModule { path: PathBuf },
+    #[error("{path} is not a valid WebAssembly component: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+    #[error(
+        "{path} does not implement the `spillway:pipeline/pipeline@0.1.0` world: {reason}"
+    )]
+    WrongWorld { path: PathBuf, reason: String },
+    #[error("the pipeline graph of {path} is invalid: {reason}")]
+    BadGraph { path: PathBuf, reason: String },
+}
+
+/// A compiled, validated pipeline component, shared by every worker thread of a process.
+pub struct GuestModule {
+    engine: Engine,
+    path: PathBuf,
+    name: String,
+    pre: PipelinePre<GuestState>,
+    graph: Graph,
+    fingerprint: u64,
+}
+
+impl GuestModule {
+    /// Reads, checks and compiles the component at `path` and asks it for its graph.
+    ///
+    /// # Errors
+    /// A [`ModuleError`] naming what is wrong with the file, or the guest's own failure
+    /// while describing itself.
+    pub fn load(engine: &Engine, path: &Path, limits: &Limits) -> Result<Arc<Self>> {
+        let bytes = read_checked(path, limits.max_module_bytes)?;
+        let component = Component::new(engine, &bytes).map_err(|e| ModuleError::Invalid {
+            path: path.to_owned(),
+            reason: format!("{e:#}"),
+        })?;
+        let mut linker = Linker::<GuestState>::new(engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        let wrong_world = |e: wasmtime::Error| ModuleError::WrongWorld {
+            path: path.to_owned(),
+            reason: format!("{e:#}"),
+        };
+        let instance_pre = linker.instantiate_pre(&component).map_err(wrong_world)?;
+        let pre = PipelinePre::new(instance_pre).map_err(wrong_world)?;
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let fingerprint = xxhash_rust::xxh3::xxh3_64(&bytes);
+        let mut module = Arc::new(Self {
+            engine: engine.clone(),
+            path: path.to_owned(),
+            name,
+            pre,
+            graph: Graph { nodes: Vec::new() },
+            fingerprint,
+        });
+        let graph = GuestInstance::new(Arc::clone(&module), limits)?.describe()?;
+        validate_graph(&graph)
+            .map_err(|reason| ModuleError::BadGraph { path: path.to_owned(), reason })?;
+        Arc::get_mut(&mut module).expect("the describing instance is dropped").graph = graph;
+        Ok(module)
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub(super) fn pre(&self) -> &PipelinePre<GuestState> {
+        &self.pre
+    }
+
+    /// The file name, for messages.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// A hash of the module's bytes.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    /// The name of node `node`, for messages.
+    pub fn node_name(&self, node: u32) -> &str {
+        self.graph.nodes.get(node as usize).map_or("<unknown>", |n| n.name.as_str())
+    }
+}
+
+fn read_checked(path: &Path, max_bytes: u64) -> Result<Vec<u8>, ModuleError> {
+    let read_error = |source| ModuleError::Read { path: path.to_owned(), source };
+    let size = std::fs::metadata(path).map_err(read_error)?.len();
+    if size > max_bytes {
+        return Err(ModuleError::TooLarge { path: path.to_owned(), size, limit: max_bytes });
+    }
+    let bytes = std::fs::read(path).map_err(read_error)?;
+    match bytes.get(..8) {
+        Some([0, b'a', b's', b'm', _, _, 1, 0]) => {
+            Err(ModuleError::CoreModule { path: path.to_owned() })
+        }
+        Some([0, b'a', b's', b'm', ..]) => Ok(bytes),
+        _ => Err(ModuleError::NotWasm { path: path.to_owned() }),
+    }
+}
+
+/// Checks what the host relies on: inputs point to earlier nodes, one input per non-source,
+/// unique names, windows of positive size.
+fn validate_graph(graph: &Graph) -> Result<(), String> {
+    if graph.nodes.is_empty() {
+        return Err("it has no nodes".into());
+    }
+    let mut names = HashSet::new();
+    for (index, node) in graph.nodes.iter().enumerate() {
+        if !names.insert(node.name.as_str()) {
+            return Err(format!("two nodes are named `{}`", node.name));
+        }
+        let is_source = matches!(node.op, Operator::Source(_));
+        match (is_source, node.inputs.as_slice()) {
+            (true, []) => {}
+            (true, _) => return Err(format!("source `{}` has inputs", node.name)),
+            (false, [input]) if (*input as usize) < index => {
+                if matches!(graph.nodes[*input as usize].op, Operator::Sink(_)) {
+                    return Err(format!("node `{}` reads from a sink", node.name));
+                }
+            }
+            (false, [input]) => {
+                return Err(format!(
+                    "node `{}` reads from node {input}, which is not an earlier node",
+                    node.name
+                ));
+            }
+            (false, inputs) => {
+                return Err(format!(
+                    "node `{}` has {} inputs; this version supports exactly one",
+                    node.name,
+                    inputs.len()
+                ));
+            }
+        }
+        if let Operator::Aggregate(spec) = &node.op {
+            if let super::Window::Tumbling(0) = spec.window {
+                return Err(format!("aggregate `{}` has a tumbling window of 0 ms", node.name));
+            }
+        }
+    }
+    Ok(())
+}
