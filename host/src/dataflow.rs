@@ -21,6 +21,7 @@ use timely::dataflow::operators::core::Concatenate;
 use timely::dataflow::{Scope, Stream};
 
 use crate::config::JobConfig;
+use crate::orchestrator::Communication;
 use crate::runtime::{GuestInstance, GuestModule, Operator};
 use crate::state::KeyGroupAssignment;
 
@@ -130,18 +131,20 @@ impl WorkerContext {
     }
 }
 
-/// Runs `config`'s job in this process with timely configuration `timely_config`, and
-/// returns this process's counters once every dataflow is complete.
+/// Runs `config`'s job on this process's workers, and returns this process's counters once
+/// every dataflow is complete.
 pub fn run_job(
     config: JobConfig,
     module: Arc<GuestModule>,
-    timely_config: timely::Config,
+    communication: Communication,
     on_fatal: OnFatal,
 ) -> Result<JobStats> {
     let config = Arc::new(config);
     let counters = Arc::new(Counters::default());
     let shared = (Arc::clone(&config), Arc::clone(&module), Arc::clone(&counters), on_fatal);
-    let guards = timely::execute(timely_config, move |worker| {
+    let Communication { builders, guard } = communication;
+    let worker_config = timely::WorkerConfig::default();
+    let guards = timely::execute::execute_from(builders, guard, worker_config, move |worker| {
         let (config, module, counters, on_fatal) = shared.clone();
         let guest = GuestInstance::new(Arc::clone(&module), &config.limits);
         let guest = guest.unwrap_or_else(|error| on_fatal.fail(error));

@@ -3,8 +3,10 @@
 //! forwards their logs, and when one fails stops the others and reports the failing worker's
 //! own error rather than its peers' lost connections.
 
+mod mesh;
 mod worker;
 
+pub use mesh::Communication;
 pub use worker::{WorkerArgs, run_worker};
 
 use std::io::{BufRead, BufReader};
@@ -49,7 +51,8 @@ pub fn run_in_process(config: JobConfig) -> Result<RunReport> {
     let module = load_pipeline(&config)?;
     let on_fatal = OnFatal::new(|error| eprintln!("error: {error:#}"));
     let threads = config.threads;
-    let stats = dataflow::run_job(config, module, timely::Config::process(threads), on_fatal)?;
+    let communication = Communication::process(threads)?;
+    let stats = dataflow::run_job(config, module, communication, on_fatal)?;
     Ok(RunReport { stats, elapsed: started.elapsed(), processes: 1, threads })
 }
 

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
-use super::{EXIT_FAILED, EXIT_PEER_LOST, error_file, stats_file};
+use super::{Communication, EXIT_FAILED, EXIT_PEER_LOST, error_file, stats_file};
 use crate::config::JobConfig;
 use crate::dataflow::{self, OnFatal};
 
@@ -34,17 +34,8 @@ pub fn run_worker(args: WorkerArgs) -> Result<()> {
             .with_context(|| format!("cannot read job spec {}", args.spec.display()))?;
         let config: JobConfig = serde_json::from_slice(&text).context("invalid job spec")?;
         let module = super::load_pipeline(&config)?;
-        let timely_config = timely::Config {
-            communication: timely::CommunicationConfig::Cluster {
-                threads: config.threads,
-                process,
-                addresses: args.addresses.clone(),
-                report: false,
-                zerocopy: false,
-            },
-            worker: timely::WorkerConfig::default(),
-        };
-        dataflow::run_job(config, module, timely_config, on_fatal.clone())
+        let communication = Communication::cluster(&args.addresses, process, config.threads)?;
+        dataflow::run_job(config, module, communication, on_fatal.clone())
     })();
     match result {
         Ok(stats) => {

@@ -126,8 +126,9 @@ fn read_checked(path: &Path, max_bytes: u64) -> Result<Vec<u8>, ModuleError> {
         return Err(ModuleError::TooLarge { path: path.to_owned(), size, limit: max_bytes });
     }
     let bytes = std::fs::read(path).map_err(read_error)?;
+    // The preamble's last two bytes are the layer: 0 for a core module, 1 for a component.
     match bytes.get(..8) {
-        Some([0, b'a', b's', b'm', _, _, 1, 0]) => {
+        Some([0, b'a', b's', b'm', _, _, 0, 0]) => {
             Err(ModuleError::CoreModule { path: path.to_owned() })
         }
         Some([0, b'a', b's', b'm', ..]) => Ok(bytes),

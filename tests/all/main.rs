@@ -1,0 +1,7 @@
+//! Spillway's integration tests: one binary, each test in its own temporary directory,
+//! driving the real `spillway` binary over guests built from `examples/`.
+
+mod access_log;
+mod bad_input;
+mod util;
+mod wordcount;
