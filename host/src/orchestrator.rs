@@ -129,7 +129,12 @@ fn supervise(workers: &mut [WorkerProcess], interrupted: &AtomicBool, run_dir: &
         if let Some((process, status)) = failed {
             // Silence the peers before they notice, then find the root cause.
             workers.iter().for_each(|w| w.quiet.store(true, Ordering::SeqCst));
-            return Err(root_cause(run_dir, process, status));
+            let cause = root_cause(run_dir, process, status);
+            // Ctrl-C reaches the workers too; then their deaths are not the story.
+            if interrupted.load(Ordering::SeqCst) {
+                bail!("interrupted; stopped all {} worker processes", workers.len());
+            }
+            return Err(cause);
         }
         std::thread::sleep(Duration::from_millis(20));
     }
