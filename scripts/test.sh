@@ -10,3 +10,5 @@ cargo build --release --target wasm32-wasip2 --manifest-path examples/Cargo.toml
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace
+# The example guests' own unit tests, run natively.
+cargo test --manifest-path examples/Cargo.toml

@@ -39,7 +39,11 @@ pub struct FrameError {
 
 impl fmt::Display for FrameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "malformed batch: {} cut short at byte {}", self.field, self.offset)
+        write!(
+            f,
+            "malformed batch: {} cut short at byte {}",
+            self.field, self.offset
+        )
     }
 }
 
@@ -130,7 +134,10 @@ struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], FrameError> {
         let end = self.pos.checked_add(n).filter(|&end| end <= self.buf.len());
-        let end = end.ok_or(FrameError { field, offset: self.pos })?;
+        let end = end.ok_or(FrameError {
+            field,
+            offset: self.pos,
+        })?;
         let bytes = &self.buf[self.pos..end];
         self.pos = end;
         Ok(bytes)
@@ -170,7 +177,10 @@ pub struct EventReader<'a> {
 
 impl<'a> EventReader<'a> {
     pub fn new(batch: &'a [u8]) -> Self {
-        Self { cursor: Cursor { buf: batch, pos: 0 }, failed: false }
+        Self {
+            cursor: Cursor { buf: batch, pos: 0 },
+            failed: false,
+        }
     }
 
     /// The next event together with its raw bytes in the batch, which can be copied into
@@ -225,7 +235,11 @@ impl<'a> Iterator for Values<'a> {
         }
         self.remaining -= 1;
         // The group reader checked every value when it framed this group.
-        Some(self.cursor.bytes("value").expect("values validated by GroupReader"))
+        Some(
+            self.cursor
+                .bytes("value")
+                .expect("values validated by GroupReader"),
+        )
     }
 }
 
@@ -238,7 +252,10 @@ pub struct GroupReader<'a> {
 
 impl<'a> GroupReader<'a> {
     pub fn new(batch: &'a [u8]) -> Self {
-        Self { cursor: Cursor { buf: batch, pos: 0 }, failed: false }
+        Self {
+            cursor: Cursor { buf: batch, pos: 0 },
+            failed: false,
+        }
     }
 
     fn read(&mut self) -> Result<Group<'a>, FrameError> {
@@ -250,7 +267,15 @@ impl<'a> GroupReader<'a> {
         for _ in 0..count {
             self.cursor.bytes("group value")?;
         }
-        Ok(Group { key, window_start, accumulator, values: Values { cursor: values_start, remaining: count } })
+        Ok(Group {
+            key,
+            window_start,
+            accumulator,
+            values: Values {
+                cursor: values_start,
+                remaining: count,
+            },
+        })
     }
 }
 
@@ -276,7 +301,10 @@ pub struct ClosingReader<'a> {
 
 impl<'a> ClosingReader<'a> {
     pub fn new(batch: &'a [u8]) -> Self {
-        Self { cursor: Cursor { buf: batch, pos: 0 }, failed: false }
+        Self {
+            cursor: Cursor { buf: batch, pos: 0 },
+            failed: false,
+        }
     }
 
     fn read(&mut self) -> Result<Closing<'a>, FrameError> {
@@ -311,7 +339,10 @@ pub struct BytesReader<'a> {
 
 impl<'a> BytesReader<'a> {
     pub fn new(batch: &'a [u8]) -> Self {
-        Self { cursor: Cursor { buf: batch, pos: 0 }, failed: false }
+        Self {
+            cursor: Cursor { buf: batch, pos: 0 },
+            failed: false,
+        }
     }
 }
 
@@ -340,10 +371,24 @@ mod tests {
         write_event(&mut batch, None, i64::MAX, b"");
         let mut reader = EventReader::new(&batch);
         let (event, raw) = reader.next_raw().unwrap().unwrap();
-        assert_eq!(event, Event { key: Some(b"k"), time: -5, value: b"v1" });
+        assert_eq!(
+            event,
+            Event {
+                key: Some(b"k"),
+                time: -5,
+                value: b"v1"
+            }
+        );
         assert_eq!(raw, &batch[..first_len]);
         let (event, _) = reader.next_raw().unwrap().unwrap();
-        assert_eq!(event, Event { key: None, time: i64::MAX, value: b"" });
+        assert_eq!(
+            event,
+            Event {
+                key: None,
+                time: i64::MAX,
+                value: b""
+            }
+        );
         assert!(reader.next_raw().is_none());
     }
 
@@ -362,7 +407,13 @@ mod tests {
     fn huge_length_is_an_error() {
         let batch = [0xFE, 0xFF, 0xFF, 0xFF, 1, 2];
         let err = EventReader::new(&batch).next().unwrap().unwrap_err();
-        assert_eq!(err, FrameError { field: "event key", offset: 4 });
+        assert_eq!(
+            err,
+            FrameError {
+                field: "event key",
+                offset: 4
+            }
+        );
     }
 
     #[test]
@@ -376,7 +427,10 @@ mod tests {
         assert_eq!(groups.len(), 2);
         assert_eq!(groups[0].key, b"a");
         assert_eq!(groups[0].accumulator, None);
-        assert_eq!(groups[0].values.collect::<Vec<_>>(), vec![&b"x"[..], &b"yy"[..]]);
+        assert_eq!(
+            groups[0].values.collect::<Vec<_>>(),
+            vec![&b"x"[..], &b"yy"[..]]
+        );
         assert_eq!(groups[1].window_start, 3_600_000);
         assert_eq!(groups[1].accumulator, Some(&b"acc"[..]));
         assert!(groups[1].values.is_empty());
@@ -392,7 +446,12 @@ mod tests {
 
     #[test]
     fn closings_and_bytes_round_trip() {
-        let closing = Closing { key: b"k", window_start: 1, window_end: 2, accumulator: b"acc" };
+        let closing = Closing {
+            key: b"k",
+            window_start: 1,
+            window_end: 2,
+            accumulator: b"acc",
+        };
         let mut batch = Vec::new();
         write_closing(&mut batch, &closing);
         assert_eq!(ClosingReader::new(&batch).next().unwrap().unwrap(), closing);

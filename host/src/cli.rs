@@ -53,7 +53,10 @@ impl Cli {
 pub fn init_logging(cli: &Cli) {
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// The job flags shared by `run` and `spawn`.
@@ -129,7 +132,11 @@ fn print_summary(report: &RunReport, sinks: &[String]) {
     }
     let stats = &report.stats;
     let secs = report.elapsed.as_secs_f64();
-    let rate = if secs > 0.0 { stats.events_in as f64 / secs } else { 0.0 };
+    let rate = if secs > 0.0 {
+        stats.events_in as f64 / secs
+    } else {
+        0.0
+    };
     eprintln!(
         "done in {secs:.2}s: {} events in ({rate:.0}/s), {} out, {} rejected, {} late; \
          {} process{} × {} thread{}",
@@ -149,8 +156,11 @@ fn print_summary(report: &RunReport, sinks: &[String]) {
 
 /// One line per bound sink: its name and where it writes.
 fn sink_lines(config: &crate::config::JobConfig) -> Vec<String> {
-    let mut lines: Vec<String> =
-        config.sinks.iter().map(|(name, binding)| format!("sink `{name}` -> {binding}")).collect();
+    let mut lines: Vec<String> = config
+        .sinks
+        .iter()
+        .map(|(name, binding)| format!("sink `{name}` -> {binding}"))
+        .collect();
     if let Some(binding) = &config.dead_letter {
         lines.push(format!("dead letters -> {binding}"));
     }

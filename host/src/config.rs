@@ -80,7 +80,11 @@ pub struct Epochs {
 
 impl Default for Epochs {
     fn default() -> Self {
-        Self { batch_size: 1024, max_records: 100_000, max_ms: 1_000 }
+        Self {
+            batch_size: 1024,
+            max_records: 100_000,
+            max_ms: 1_000,
+        }
     }
 }
 
@@ -122,7 +126,9 @@ impl JobSettings {
     /// resolved against their own base.
     pub fn merge(self, overrides: Self) -> Self {
         let rebase = |base: &Path, map: BTreeMap<String, String>| -> BTreeMap<String, String> {
-            map.into_iter().map(|(k, v)| (k, rebase_path(base, &v))).collect()
+            map.into_iter()
+                .map(|(k, v)| (k, rebase_path(base, &v)))
+                .collect()
         };
         let mut sources = rebase(&self.base_dir, self.sources);
         sources.extend(overrides.sources);
@@ -136,7 +142,9 @@ impl JobSettings {
             key_groups: overrides.key_groups.or(self.key_groups),
             sources,
             sinks,
-            dead_letter: overrides.dead_letter.or(self.dead_letter.map(|d| rebase_path(base, &d))),
+            dead_letter: overrides
+                .dead_letter
+                .or(self.dead_letter.map(|d| rebase_path(base, &d))),
             batch_size: overrides.batch_size.or(self.batch_size),
             epoch_records: overrides.epoch_records.or(self.epoch_records),
             epoch_ms: overrides.epoch_ms.or(self.epoch_ms),
@@ -192,8 +200,12 @@ impl JobSettings {
         };
         let default_limits = Limits::default();
         let limits = Limits {
-            memory_bytes: self.memory_mib.map_or(default_limits.memory_bytes, |m| m << 20),
-            call_deadline_ms: self.call_deadline_ms.unwrap_or(default_limits.call_deadline_ms),
+            memory_bytes: self
+                .memory_mib
+                .map_or(default_limits.memory_bytes, |m| m << 20),
+            call_deadline_ms: self
+                .call_deadline_ms
+                .unwrap_or(default_limits.call_deadline_ms),
             max_module_bytes: default_limits.max_module_bytes,
         };
         Ok(JobConfig {
@@ -211,7 +223,11 @@ impl JobSettings {
 }
 
 fn rebase_path(base: &Path, path: &str) -> String {
-    if path == "-" { path.to_owned() } else { base.join(path).to_string_lossy().into_owned() }
+    if path == "-" {
+        path.to_owned()
+    } else {
+        base.join(path).to_string_lossy().into_owned()
+    }
 }
 
 fn positive(what: &str, value: usize) -> Result<usize> {
@@ -251,7 +267,9 @@ pub fn parse_binding(text: &str) -> Result<(String, String), String> {
         Some((name, value)) if !name.is_empty() && !value.is_empty() => {
             Ok((name.to_owned(), value.to_owned()))
         }
-        _ => Err(format!("expected NAME=PATH (e.g. logs=access.log or report=-), got `{text}`")),
+        _ => Err(format!(
+            "expected NAME=PATH (e.g. logs=access.log or report=-), got `{text}`"
+        )),
     }
 }
 
@@ -276,7 +294,10 @@ mod tests {
         let config = file.merge(flags).validate().unwrap();
         assert_eq!(config.module, Path::new("/jobs/guest.wasm"));
         assert_eq!(config.threads, 4);
-        assert_eq!(config.sinks["report"], SinkBinding::File("/jobs/out.jsonl".into()));
+        assert_eq!(
+            config.sinks["report"],
+            SinkBinding::File("/jobs/out.jsonl".into())
+        );
         assert_eq!(config.sinks["extra"], SinkBinding::Stdout);
     }
 
@@ -295,7 +316,10 @@ mod tests {
 
     #[test]
     fn binding_needs_a_name_and_a_value() {
-        assert_eq!(parse_binding("logs=a.log").unwrap(), ("logs".into(), "a.log".into()));
+        assert_eq!(
+            parse_binding("logs=a.log").unwrap(),
+            ("logs".into(), "a.log".into())
+        );
         assert!(parse_binding("logs").is_err());
         assert!(parse_binding("=a.log").is_err());
     }

@@ -5,8 +5,8 @@
 //! epochs (`u64`) cut by the sources; an epoch is the unit of progress.
 
 mod aggregate;
-mod source;
 mod sink;
+mod source;
 mod transform;
 
 use std::cell::RefCell;
@@ -48,7 +48,9 @@ pub struct OnFatal {
 
 impl OnFatal {
     pub fn new(report: impl Fn(&anyhow::Error) + Send + Sync + 'static) -> Self {
-        Self { report: Arc::new(report) }
+        Self {
+            report: Arc::new(report),
+        }
     }
 
     /// Reports `error` and exits with [`crate::orchestrator::EXIT_FAILED`].
@@ -122,7 +124,11 @@ pub(crate) struct WorkerContext {
 impl WorkerContext {
     /// A batch that stays on this worker.
     pub fn local_batch(&self, events: Vec<u8>) -> Batch {
-        Batch { route: self.index as u32, max_time: i64::MIN, events }
+        Batch {
+            route: self.index as u32,
+            max_time: i64::MIN,
+            events,
+        }
     }
 
     /// Unwraps `result`, or stops the process with the error.
@@ -141,7 +147,12 @@ pub fn run_job(
 ) -> Result<JobStats> {
     let config = Arc::new(config);
     let counters = Arc::new(Counters::default());
-    let shared = (Arc::clone(&config), Arc::clone(&module), Arc::clone(&counters), on_fatal);
+    let shared = (
+        Arc::clone(&config),
+        Arc::clone(&module),
+        Arc::clone(&counters),
+        on_fatal,
+    );
     let Communication { builders, guard } = communication;
     let worker_config = timely::WorkerConfig::default();
     let guards = timely::execute::execute_from(builders, guard, worker_config, move |worker| {
@@ -187,7 +198,11 @@ pub fn check_bindings(module: &GuestModule, config: &JobConfig) -> Result<()> {
     };
     let (sources, sinks) = (names(true), names(false));
     let list = |names: &[&str]| {
-        if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+        if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join(", ")
+        }
     };
     for name in config.sources.keys() {
         if !sources.contains(&name.as_str()) {
@@ -209,12 +224,18 @@ pub fn check_bindings(module: &GuestModule, config: &JobConfig) -> Result<()> {
     }
     for name in &sources {
         if !config.sources.contains_key(*name) {
-            bail!("{} reads source `{name}`, but it is not bound: add --source {name}=PATH", module.name());
+            bail!(
+                "{} reads source `{name}`, but it is not bound: add --source {name}=PATH",
+                module.name()
+            );
         }
     }
     for name in &sinks {
         if !config.sinks.contains_key(*name) {
-            bail!("{} writes sink `{name}`, but it is not bound: add --sink {name}=PATH (or {name}=- for standard output)", module.name());
+            bail!(
+                "{} writes sink `{name}`, but it is not bound: add --sink {name}=PATH (or {name}=- for standard output)",
+                module.name()
+            );
         }
     }
     Ok(())
@@ -229,7 +250,11 @@ fn build<'scope>(scope: Scope<'scope, u64>, context: &WorkerContext) -> Result<(
     let mut source_count = 0;
     for (index, node) in graph.nodes.iter().enumerate() {
         let index = index as u32;
-        let input = || streams[node.inputs[0] as usize].clone().context("input is a sink");
+        let input = || {
+            streams[node.inputs[0] as usize]
+                .clone()
+                .context("input is a sink")
+        };
         let stream = match &node.op {
             Operator::Source(name) => {
                 let binding = &context.config.sources[name];
@@ -242,11 +267,12 @@ fn build<'scope>(scope: Scope<'scope, u64>, context: &WorkerContext) -> Result<(
                 rejected.push(errors);
                 Some(output)
             }
-            Operator::Aggregate(spec) => {
-                Some(aggregate::build(input()?, context, index, spec))
-            }
+            Operator::Aggregate(spec) => Some(aggregate::build(input()?, context, index, spec)),
             Operator::Sink(name) => {
-                sinks.entry(name.clone()).or_insert_with(Vec::new).push(input()?);
+                sinks
+                    .entry(name.clone())
+                    .or_insert_with(Vec::new)
+                    .push(input()?);
                 None
             }
         };
@@ -257,7 +283,13 @@ fn build<'scope>(scope: Scope<'scope, u64>, context: &WorkerContext) -> Result<(
         sink::build(scope.concatenate(inputs), context, &name, &binding, true)?;
     }
     if let Some(binding) = context.config.dead_letter.clone() {
-        sink::build(scope.concatenate(rejected), context, "dead-letter", &binding, false)?;
+        sink::build(
+            scope.concatenate(rejected),
+            context,
+            "dead-letter",
+            &binding,
+            false,
+        )?;
     }
     Ok(())
 }

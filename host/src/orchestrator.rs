@@ -53,7 +53,12 @@ pub fn run_in_process(config: JobConfig) -> Result<RunReport> {
     let threads = config.threads;
     let communication = Communication::process(threads)?;
     let stats = dataflow::run_job(config, module, communication, on_fatal)?;
-    Ok(RunReport { stats, elapsed: started.elapsed(), processes: 1, threads })
+    Ok(RunReport {
+        stats,
+        elapsed: started.elapsed(),
+        processes: 1,
+        threads,
+    })
 }
 
 /// Runs the job as `config.processes` worker processes of `config.threads` threads each.
@@ -98,8 +103,9 @@ pub fn spawn(config: JobConfig) -> Result<RunReport> {
     let mut stats = JobStats::default();
     for process in 0..config.processes {
         let path = run_dir.stats_file(process);
-        let text = std::fs::read(&path)
-            .with_context(|| format!("worker {process} left no statistics at {}", path.display()))?;
+        let text = std::fs::read(&path).with_context(|| {
+            format!("worker {process} left no statistics at {}", path.display())
+        })?;
         stats.merge(serde_json::from_slice(&text)?);
     }
     Ok(RunReport {
@@ -111,11 +117,18 @@ pub fn spawn(config: JobConfig) -> Result<RunReport> {
 }
 
 /// Waits for every worker to succeed, or for the first failure or an interrupt.
-fn supervise(workers: &mut [WorkerProcess], interrupted: &AtomicBool, run_dir: &RunDir) -> Result<()> {
+fn supervise(
+    workers: &mut [WorkerProcess],
+    interrupted: &AtomicBool,
+    run_dir: &RunDir,
+) -> Result<()> {
     let mut running = workers.len();
     while running > 0 {
         if interrupted.load(Ordering::SeqCst) {
-            bail!("interrupted; stopped all {} worker processes", workers.len());
+            bail!(
+                "interrupted; stopped all {} worker processes",
+                workers.len()
+            );
         }
         running = 0;
         let mut failed = None;
@@ -128,11 +141,16 @@ fn supervise(workers: &mut [WorkerProcess], interrupted: &AtomicBool, run_dir: &
         }
         if let Some((process, status)) = failed {
             // Silence the peers before they notice, then find the root cause.
-            workers.iter().for_each(|w| w.quiet.store(true, Ordering::SeqCst));
+            workers
+                .iter()
+                .for_each(|w| w.quiet.store(true, Ordering::SeqCst));
             let cause = root_cause(run_dir, process, status);
             // Ctrl-C reaches the workers too; then their deaths are not the story.
             if interrupted.load(Ordering::SeqCst) {
-                bail!("interrupted; stopped all {} worker processes", workers.len());
+                bail!(
+                    "interrupted; stopped all {} worker processes",
+                    workers.len()
+                );
             }
             return Err(cause);
         }
@@ -154,7 +172,11 @@ fn root_cause(run_dir: &RunDir, first_failed: usize, status: ExitStatus) -> anyh
     match (status.code(), status.signal()) {
         (_, Some(signal)) => anyhow::anyhow!(
             "worker process {first_failed} was killed by signal {signal}{}",
-            if signal == libc::SIGKILL { " (SIGKILL: out of memory, or killed by hand?)" } else { "" }
+            if signal == libc::SIGKILL {
+                " (SIGKILL: out of memory, or killed by hand?)"
+            } else {
+                ""
+            }
         ),
         (Some(EXIT_PEER_LOST), _) => anyhow::anyhow!(
             "worker process {first_failed} lost its connection to another worker process"
@@ -187,12 +209,21 @@ impl WorkerProcess {
                 }
             }
         });
-        Self { process, child, status: None, quiet, forwarder: Some(forwarder) }
+        Self {
+            process,
+            child,
+            status: None,
+            quiet,
+            forwarder: Some(forwarder),
+        }
     }
 
     fn poll(&mut self) -> Result<Option<ExitStatus>> {
         if self.status.is_none() {
-            self.status = self.child.try_wait().context("cannot wait for a worker process")?;
+            self.status = self
+                .child
+                .try_wait()
+                .context("cannot wait for a worker process")?;
         }
         Ok(self.status)
     }
@@ -222,7 +253,9 @@ struct RunDir {
 
 impl RunDir {
     fn create() -> Result<Self> {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos();
         let path = std::env::temp_dir().join(format!("spillway-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&path)
             .with_context(|| format!("cannot create run directory {}", path.display()))?;
@@ -242,11 +275,18 @@ impl RunDir {
                 let name = entry.file_name().into_string().ok()?;
                 let process = name.strip_prefix("error-")?.parse().ok()?;
                 let written = entry.metadata().ok()?.modified().ok()?;
-                Some((written, process, std::fs::read_to_string(entry.path()).ok()?))
+                Some((
+                    written,
+                    process,
+                    std::fs::read_to_string(entry.path()).ok()?,
+                ))
             })
             .collect();
         errors.sort();
-        errors.into_iter().next().map(|(_, process, message)| (process, message))
+        errors
+            .into_iter()
+            .next()
+            .map(|(_, process, message)| (process, message))
     }
 }
 
@@ -271,5 +311,8 @@ fn free_loopback_addresses(count: usize) -> Result<Vec<String>> {
         .map(|_| TcpListener::bind("127.0.0.1:0"))
         .collect::<std::io::Result<Vec<_>>>()
         .context("cannot reserve loopback ports for the workers")?;
-    listeners.iter().map(|l| Ok(l.local_addr()?.to_string())).collect()
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.to_string()))
+        .collect()
 }

@@ -31,7 +31,9 @@ pub fn engine() -> Result<Engine> {
     let mut config = wasmtime::Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
-    let engine = Engine::new(&config).map_err(anyhow::Error::from).context("cannot start the WebAssembly engine")?;
+    let engine = Engine::new(&config)
+        .map_err(anyhow::Error::from)
+        .context("cannot start the WebAssembly engine")?;
     let ticker = engine.weak();
     std::thread::Builder::new()
         .name("spillway-epoch".into())
@@ -56,7 +58,10 @@ pub struct GuestState {
 
 impl WasiView for GuestState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -76,7 +81,11 @@ impl GuestInstance {
             .memory_size(limits.memory_bytes as usize)
             .trap_on_grow_failure(true)
             .build();
-        let state = GuestState { wasi, table: ResourceTable::new(), limits: store_limits };
+        let state = GuestState {
+            wasi,
+            table: ResourceTable::new(),
+            limits: store_limits,
+        };
         let mut store = Store::new(module.engine(), state);
         store.limiter(|state| &mut state.limits);
         let deadline_ticks = (limits.call_deadline_ms / EPOCH_TICK.as_millis() as u64).max(1);
@@ -87,7 +96,12 @@ impl GuestInstance {
             .instantiate(&mut store)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("cannot instantiate {}", module.name()))?;
-        Ok(Self { module, store, bindings, deadline_ticks })
+        Ok(Self {
+            module,
+            store,
+            bindings,
+            deadline_ticks,
+        })
     }
 
     pub fn module(&self) -> &GuestModule {
@@ -97,7 +111,9 @@ impl GuestInstance {
     /// Calls `describe`.
     pub fn describe(&mut self) -> Result<Graph> {
         self.store.set_epoch_deadline(self.deadline_ticks);
-        self.bindings.call_describe(&mut self.store).map_err(|e| self.call_failed("describe", e))
+        self.bindings
+            .call_describe(&mut self.store)
+            .map_err(|e| self.call_failed("describe", e))
     }
 
     /// Runs transform node `node` over an event batch.
@@ -129,7 +145,10 @@ impl GuestInstance {
         let name = self.module.node_name(node);
         match result {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(anyhow::anyhow!("operator `{name}` failed: {}", error.message)),
+            Ok(Err(error)) => Err(anyhow::anyhow!(
+                "operator `{name}` failed: {}",
+                error.message
+            )),
             Err(trap) => Err(self.call_failed(&format!("operator `{name}`"), trap)),
         }
     }

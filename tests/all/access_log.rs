@@ -10,10 +10,9 @@ use crate::util::{LAYOUTS, access_log, guest, job, line_counts, run_ok};
 /// Hourly report computed independently of Spillway: a plain fold over the file.
 /// Returns the expected report lines and the number of lines that do not parse.
 fn expected_report(log: &Path) -> (BTreeMap<String, usize>, usize) {
-    let pattern = regex::Regex::new(
-        r#"^\S+ \S+ \S+ \[([^\]]+)\] "(?:[^"\\]|\\.)*" (\d)\d\d (\d+|-)(?: |$)"#,
-    )
-    .unwrap();
+    let pattern =
+        regex::Regex::new(r#"^\S+ \S+ \S+ \[([^\]]+)\] "(?:[^"\\]|\\.)*" (\d)\d\d (\d+|-)(?: |$)"#)
+            .unwrap();
     let mut rows: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
     let mut unparsable = 0;
     for line in std::fs::read_to_string(log).unwrap().lines() {
@@ -22,7 +21,12 @@ fn expected_report(log: &Path) -> (BTreeMap<String, usize>, usize) {
             continue;
         };
         let time = DateTime::parse_from_str(&captures[1], "%d/%b/%Y:%H:%M:%S %z").unwrap();
-        let hour = time.to_utc().with_minute(0).unwrap().with_second(0).unwrap();
+        let hour = time
+            .to_utc()
+            .with_minute(0)
+            .unwrap()
+            .with_second(0)
+            .unwrap();
         let hour = hour.format("%Y-%m-%dT%H:00:00Z").to_string();
         let status = format!("{}xx", &captures[2]);
         let bytes: u64 = captures[3].parse().unwrap_or(0);
@@ -46,7 +50,11 @@ fn expected_report(log: &Path) -> (BTreeMap<String, usize>, usize) {
 fn hourly_report_matches_an_independent_fold_in_every_layout() {
     let guest = guest("access-log");
     let (expected, unparsable) = expected_report(&access_log());
-    assert!(expected.len() > 50, "the log spans days: {} rows", expected.len());
+    assert!(
+        expected.len() > 50,
+        "the log spans days: {} rows",
+        expected.len()
+    );
     for &layout in LAYOUTS {
         let dir = tempfile::tempdir().unwrap();
         let report = dir.path().join("report.jsonl");
@@ -61,8 +69,14 @@ fn hourly_report_matches_an_independent_fold_in_every_layout() {
         assert_eq!(line_counts(&report), expected, "layout {layout:?}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains("10000 events in"), "{layout:?}: {stderr}");
-        assert!(stderr.contains(&format!("{unparsable} rejected")), "{layout:?}: {stderr}");
-        assert!(stderr.contains(&report.display().to_string()), "names the output: {stderr}");
+        assert!(
+            stderr.contains(&format!("{unparsable} rejected")),
+            "{layout:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains(&report.display().to_string()),
+            "names the output: {stderr}"
+        );
     }
 }
 
@@ -70,7 +84,10 @@ fn hourly_report_matches_an_independent_fold_in_every_layout() {
 fn report_agrees_with_the_published_facts() {
     let facts = crate::util::repo().join("../shared/data/apache_access.facts");
     let Ok(facts) = std::fs::read_to_string(&facts) else {
-        eprintln!("SKIPPED: {} not present (CI lays shared/ beside the checkout)", facts.display());
+        eprintln!(
+            "SKIPPED: {} not present (CI lays shared/ beside the checkout)",
+            facts.display()
+        );
         return;
     };
     let fact = |name: &str| -> u64 {
@@ -101,5 +118,8 @@ fn report_agrees_with_the_published_facts() {
     }
     let rejected = std::fs::read_to_string(&dead).unwrap().lines().count() as u64;
     assert_eq!(requests + rejected, fact("lines"));
-    assert!(ok_class >= fact("status_200"), "2xx includes every 200: {ok_class}");
+    assert!(
+        ok_class >= fact("status_200"),
+        "2xx includes every 200: {ok_class}"
+    );
 }

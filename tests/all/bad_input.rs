@@ -11,7 +11,10 @@ fn run_with(pipeline: &std::path::Path, extra: &[&str]) -> String {
 #[test]
 fn missing_pipeline_file() {
     let stderr = run_with("no/such/pipeline.wasm".as_ref(), &[]);
-    assert!(stderr.contains("cannot read pipeline no/such/pipeline.wasm"), "{stderr}");
+    assert!(
+        stderr.contains("cannot read pipeline no/such/pipeline.wasm"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -29,8 +32,14 @@ fn core_module_instead_of_a_component() {
     let path = dir.path().join("core.wasm");
     std::fs::write(&path, b"\0asm\x01\0\0\0").unwrap();
     let stderr = run_with(&path, &[]);
-    assert!(stderr.contains("is a core WebAssembly module, not a component"), "{stderr}");
-    assert!(stderr.contains("wasm32-wasip2"), "suggests how to build one: {stderr}");
+    assert!(
+        stderr.contains("is a core WebAssembly module, not a component"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("wasm32-wasip2"),
+        "suggests how to build one: {stderr}"
+    );
 }
 
 #[test]
@@ -40,8 +49,14 @@ fn component_of_another_world() {
     // The smallest valid component: it exports nothing.
     std::fs::write(&path, b"\0asm\x0d\0\x01\0").unwrap();
     let stderr = run_with(&path, &[]);
-    assert!(stderr.contains("does not implement the `spillway:pipeline/pipeline@0.1.0` world"), "{stderr}");
-    assert!(stderr.contains("describe"), "names the missing export: {stderr}");
+    assert!(
+        stderr.contains("does not implement the `spillway:pipeline/pipeline@0.1.0` world"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("describe"),
+        "names the missing export: {stderr}"
+    );
 }
 
 #[test]
@@ -51,42 +66,75 @@ fn truncated_component() {
     let path = dir.path().join("cut.wasm");
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
     let stderr = run_with(&path, &[]);
-    assert!(stderr.contains("is not a valid WebAssembly component"), "{stderr}");
+    assert!(
+        stderr.contains("is not a valid WebAssembly component"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn sink_name_the_pipeline_does_not_have() {
     let log = format!("logs={}", access_log().display());
-    let stderr = run_with(&guest("access-log"), &["--source", &log, "--sink", "report=-", "--sink", "nope=-"]);
+    let stderr = run_with(
+        &guest("access-log"),
+        &["--source", &log, "--sink", "report=-", "--sink", "nope=-"],
+    );
     assert!(stderr.contains("has no sink named `nope`"), "{stderr}");
-    assert!(stderr.contains("its sinks: report"), "lists the real ones: {stderr}");
+    assert!(
+        stderr.contains("its sinks: report"),
+        "lists the real ones: {stderr}"
+    );
 }
 
 #[test]
 fn source_the_pipeline_needs_but_was_not_bound() {
     let stderr = run_with(&guest("access-log"), &["--sink", "report=-"]);
-    assert!(stderr.contains("reads source `logs`, but it is not bound"), "{stderr}");
-    assert!(stderr.contains("--source logs=PATH"), "says how to fix it: {stderr}");
+    assert!(
+        stderr.contains("reads source `logs`, but it is not bound"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--source logs=PATH"),
+        "says how to fix it: {stderr}"
+    );
 }
 
 #[test]
 fn source_file_that_does_not_exist() {
-    let stderr = run_with(&guest("access-log"), &["--source", "logs=/no/such.log", "--sink", "report=-"]);
-    assert!(stderr.contains("source `logs`: no such file /no/such.log"), "{stderr}");
+    let stderr = run_with(
+        &guest("access-log"),
+        &["--source", "logs=/no/such.log", "--sink", "report=-"],
+    );
+    assert!(
+        stderr.contains("source `logs`: no such file /no/such.log"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn spawn_refuses_bad_input_before_starting_workers() {
     let mut command = spillway();
-    command.args(["spawn", "-n", "2", "--sink", "report=-"]).arg(guest("access-log"));
+    command
+        .args(["spawn", "-n", "2", "--sink", "report=-"])
+        .arg(guest("access-log"));
     let stderr = run_fails(&mut command);
-    assert!(stderr.contains("reads source `logs`, but it is not bound"), "{stderr}");
-    assert!(!stderr.contains("[worker"), "no worker was started: {stderr}");
+    assert!(
+        stderr.contains("reads source `logs`, but it is not bound"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("[worker"),
+        "no worker was started: {stderr}"
+    );
 }
 
 #[test]
 fn malformed_binding_flag() {
-    let output = spillway().args(["run", "--source", "logs"]).arg(guest("access-log")).output().unwrap();
+    let output = spillway()
+        .args(["run", "--source", "logs"])
+        .arg(guest("access-log"))
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("expected NAME=PATH"), "{stderr}");

@@ -7,7 +7,10 @@ use std::sync::OnceLock;
 
 /// The repository root.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
 }
 
 /// A `spillway` command.
@@ -22,7 +25,13 @@ pub fn guest(crate_name: &str) -> PathBuf {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
         let output = Command::new(env!("CARGO"))
-            .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--manifest-path",
+            ])
             .arg(repo().join("examples/Cargo.toml"))
             .output()
             .map_err(|e| format!("cannot run cargo: {e}"))?;
@@ -62,10 +71,19 @@ pub fn run_ok(command: &mut Command) -> Output {
 pub fn run_fails(command: &mut Command) -> String {
     let output = command.output().expect("spillway runs");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(!output.status.success(), "{command:?} should fail; stderr:\n{stderr}");
+    assert!(
+        !output.status.success(),
+        "{command:?} should fail; stderr:\n{stderr}"
+    );
     assert_eq!(output.status.code(), Some(1), "{command:?}: {stderr}");
-    assert!(!stderr.contains("panicked"), "{command:?} panicked:\n{stderr}");
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert!(
+        !stderr.contains("panicked"),
+        "{command:?} panicked:\n{stderr}"
+    );
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
     assert_eq!(errors.len(), 1, "expected one error line:\n{stderr}");
     stderr
 }

@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-
 use crate::util::{LAYOUTS, access_log, guest, job, line_counts, run_ok};
 
 /// Word counts computed independently of Spillway.
@@ -71,7 +70,14 @@ fn small_batches_and_epochs_change_nothing() {
     .collect();
     let got: BTreeMap<String, usize> = line_counts(&counts)
         .into_keys()
-        .map(|l| (serde_json::from_str::<serde_json::Value>(&l).unwrap().to_string(), 1))
+        .map(|l| {
+            (
+                serde_json::from_str::<serde_json::Value>(&l)
+                    .unwrap()
+                    .to_string(),
+                1,
+            )
+        })
         .collect();
     assert_eq!(got, expected);
 }

@@ -18,7 +18,10 @@ impl InspectCommand {
     pub fn execute(self) -> Result<()> {
         let engine = runtime::engine()?;
         let module = GuestModule::load(&engine, &self.pipeline, &Limits::default())?;
-        println!("{}: a valid spillway:pipeline component", module.path().display());
+        println!(
+            "{}: a valid spillway:pipeline component",
+            module.path().display()
+        );
         println!("fingerprint: {:016x}", module.fingerprint());
         let nodes = &module.graph().nodes;
         for (index, node) in nodes.iter().enumerate() {
@@ -42,7 +45,11 @@ impl InspectCommand {
                 .iter()
                 .map(|&i| nodes.get(i as usize).map_or("?", |n| n.name.as_str()))
                 .collect::<Vec<_>>();
-            let from = if from.is_empty() { String::new() } else { format!(" <- {}", from.join(", ")) };
+            let from = if from.is_empty() {
+                String::new()
+            } else {
+                format!(" <- {}", from.join(", "))
+            };
             println!("  [{index}] {}: {what}{from}", node.name);
         }
         Ok(())

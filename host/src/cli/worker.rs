@@ -22,6 +22,10 @@ pub struct WorkerCommand {
 
 impl WorkerCommand {
     pub fn execute(self) -> Result<()> {
-        run_worker(WorkerArgs { spec: self.spec, process: self.process, addresses: self.addresses })
+        run_worker(WorkerArgs {
+            spec: self.spec,
+            process: self.process,
+            addresses: self.addresses,
+        })
     }
 }

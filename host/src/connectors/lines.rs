@@ -21,13 +21,21 @@ impl LineSource {
             SourceBinding::File(path) => {
                 let file = File::open(path)
                     .with_context(|| format!("cannot open source file {}", path.display()))?;
-                (Box::new(BufReader::with_capacity(1 << 16, file)), path.display().to_string())
+                (
+                    Box::new(BufReader::with_capacity(1 << 16, file)),
+                    path.display().to_string(),
+                )
             }
-            SourceBinding::Stdin => {
-                (Box::new(BufReader::new(io::stdin())), "standard input".to_owned())
-            }
+            SourceBinding::Stdin => (
+                Box::new(BufReader::new(io::stdin())),
+                "standard input".to_owned(),
+            ),
         };
-        Ok(Self { reader, line: Vec::new(), describe })
+        Ok(Self {
+            reader,
+            line: Vec::new(),
+            describe,
+        })
     }
 
     /// Appends up to `max` lines to `batch` as events (no key, time 0) and returns how many
@@ -73,7 +81,10 @@ impl LineSink {
             }
             SinkBinding::Stdout => Box::new(BufWriter::new(io::stdout())),
         };
-        Ok(Self { writer, describe: binding.to_string() })
+        Ok(Self {
+            writer,
+            describe: binding.to_string(),
+        })
     }
 
     pub fn write_record(&mut self, record: &[u8]) -> Result<()> {
@@ -84,6 +95,8 @@ impl LineSink {
     }
 
     pub fn flush(&mut self) -> Result<()> {
-        self.writer.flush().with_context(|| format!("cannot write to {}", self.describe))
+        self.writer
+            .flush()
+            .with_context(|| format!("cannot write to {}", self.describe))
     }
 }

@@ -51,8 +51,10 @@ pub(super) fn build<'scope>(
         move |(input, frontier), output| {
             input.for_each(|cap, data| {
                 let Some(&time) = cap.least() else { return };
-                let entry = pending.entry(time).or_insert_with(|| (cap.delayed(&time, 0), Vec::new()));
-                entry.1.extend(data.drain(..));
+                let entry = pending
+                    .entry(time)
+                    .or_insert_with(|| (cap.delayed(&time, 0), Vec::new()));
+                entry.1.append(data);
             });
             let frontier = frontier.frontier();
             while let Some(entry) = pending.first_entry() {
@@ -115,7 +117,11 @@ fn route_by_key<'scope>(
                     for (route, events) in outgoing.iter_mut().enumerate() {
                         if !events.is_empty() || (windowed && max_time > i64::MIN) {
                             let events = std::mem::take(events);
-                            session.give(Batch { route: route as u32, max_time, events });
+                            session.give(Batch {
+                                route: route as u32,
+                                max_time,
+                                events,
+                            });
                         }
                     }
                 }
@@ -149,7 +155,8 @@ impl Aggregate {
     }
 
     fn window_end(&self, start: i64) -> i64 {
-        self.window_ms.map_or(GLOBAL_WINDOW.1, |size| start.saturating_add(size))
+        self.window_ms
+            .map_or(GLOBAL_WINDOW.1, |size| start.saturating_add(size))
     }
 
     /// Folds one complete epoch into the state and returns the events of the windows that
@@ -186,13 +193,23 @@ impl Aggregate {
         let total = groups.len();
         for (index, ((start, key), values)) in groups.into_iter().enumerate() {
             let accumulator = self.state.get(start, key);
-            spillway_frame::write_group_head(&mut buffer, key, start, accumulator, values.len() as u32);
+            spillway_frame::write_group_head(
+                &mut buffer,
+                key,
+                start,
+                accumulator,
+                values.len() as u32,
+            );
             for value in values {
                 spillway_frame::write_bytes(&mut buffer, value);
             }
             ids.push((start, key));
             if buffer.len() >= MAX_CALL_BYTES || index + 1 == total {
-                let accumulators = self.context.guest.borrow_mut().aggregate(self.node, &buffer)?;
+                let accumulators = self
+                    .context
+                    .guest
+                    .borrow_mut()
+                    .aggregate(self.node, &buffer)?;
                 let mut returned = 0;
                 for (accumulator, (start, key)) in BytesReader::new(&accumulators).zip(&ids) {
                     self.state.put(*start, key, accumulator?.to_vec());
@@ -225,7 +242,12 @@ impl Aggregate {
         for window in self.state.close_through(last_start) {
             let end = self.window_end(window.start);
             for (key, accumulator) in &window.entries {
-                let closing = Closing { key, window_start: window.start, window_end: end, accumulator };
+                let closing = Closing {
+                    key,
+                    window_start: window.start,
+                    window_end: end,
+                    accumulator,
+                };
                 spillway_frame::write_closing(&mut buffer, &closing);
                 if buffer.len() >= MAX_CALL_BYTES {
                     flush(&mut buffer)?;

@@ -16,26 +16,34 @@ pub(super) fn build(
     binding: &SinkBinding,
     is_output: bool,
 ) -> Result<()> {
-    let mut writer = if context.index == 0 { Some(LineSink::create(binding)?) } else { None };
+    let mut writer = if context.index == 0 {
+        Some(LineSink::create(binding)?)
+    } else {
+        None
+    };
     let context = context.clone();
-    input.sink(Exchange::new(|_: &Batch| 0), &format!("sink {name}"), move |(input, frontier)| {
-        let Some(sink) = writer.as_mut() else { return };
-        let mut written = 0u64;
-        input.for_each(|_cap, data| {
-            for batch in data.drain(..) {
-                for event in spillway_frame::EventReader::new(&batch.events) {
-                    let event = context.check(event.map_err(anyhow::Error::from));
-                    context.check(sink.write_record(event.value));
-                    written += 1;
+    input.sink(
+        Exchange::new(|_: &Batch| 0),
+        &format!("sink {name}"),
+        move |(input, frontier)| {
+            let Some(sink) = writer.as_mut() else { return };
+            let mut written = 0u64;
+            input.for_each(|_cap, data| {
+                for batch in data.drain(..) {
+                    for event in spillway_frame::EventReader::new(&batch.events) {
+                        let event = context.check(event.map_err(anyhow::Error::from));
+                        context.check(sink.write_record(event.value));
+                        written += 1;
+                    }
                 }
+            });
+            if is_output {
+                Counters::add(&context.counters.events_out, written);
             }
-        });
-        if is_output {
-            Counters::add(&context.counters.events_out, written);
-        }
-        if written > 0 || frontier.is_empty() {
-            context.check(sink.flush());
-        }
-    });
+            if written > 0 || frontier.is_empty() {
+                context.check(sink.flush());
+            }
+        },
+    );
     Ok(())
 }

@@ -22,7 +22,11 @@ pub(super) fn build<'scope>(
     binding: &SourceBinding,
     reader: usize,
 ) -> Result<BatchStream<'scope>> {
-    let mut lines = if scope.index() == reader { Some(LineSource::open(binding)?) } else { None };
+    let mut lines = if scope.index() == reader {
+        Some(LineSource::open(binding)?)
+    } else {
+        None
+    };
     let context = context.clone();
     let epochs = context.config.epochs.clone();
     let epoch_length = Duration::from_millis(epochs.max_ms);
@@ -48,7 +52,11 @@ pub(super) fn build<'scope>(
                 Counters::add(&context.counters.events_in, count as u64);
                 let route = (sequence % peers) as u32;
                 sequence += 1;
-                output.session(&*cap).give(Batch { route, max_time: i64::MIN, events });
+                output.session(&*cap).give(Batch {
+                    route,
+                    max_time: i64::MIN,
+                    events,
+                });
                 epoch_records += count as u64;
                 if epoch_records >= epochs.max_records || epoch_start.elapsed() >= epoch_length {
                     let next = *cap.time() + 1;

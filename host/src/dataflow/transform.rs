@@ -61,7 +61,10 @@ fn reject(context: &WorkerContext, node: &str, events: &[u8], errors: &[RecordEr
         .collect();
     let mut described = Vec::new();
     for error in errors {
-        let record = records.get(error.index as usize).copied().unwrap_or_default();
+        let record = records
+            .get(error.index as usize)
+            .copied()
+            .unwrap_or_default();
         let record = String::from_utf8_lossy(record);
         let line = serde_json::json!({ "node": node, "error": error.message, "record": record });
         spillway_frame::write_event(&mut described, None, 0, line.to_string().as_bytes());
@@ -69,7 +72,10 @@ fn reject(context: &WorkerContext, node: &str, events: &[u8], errors: &[RecordEr
     let mut first = context.counters.first_rejection.lock().unwrap();
     if first.is_none() {
         let error = &errors[0];
-        let record = records.get(error.index as usize).copied().unwrap_or_default();
+        let record = records
+            .get(error.index as usize)
+            .copied()
+            .unwrap_or_default();
         let shown: String = String::from_utf8_lossy(record).chars().take(120).collect();
         *first = Some(format!("`{node}` rejected \"{shown}\": {}", error.message));
     }

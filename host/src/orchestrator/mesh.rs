@@ -43,7 +43,10 @@ impl Communication {
         let (builders, guard) =
             initialize_networking_from_sockets(allocators, sockets, process, threads, hooks)
                 .context("cannot start the network threads")?;
-        Ok(Self { builders: builders.into_iter().map(AllocatorBuilder::Tcp).collect(), guard: Box::new(guard) })
+        Ok(Self {
+            builders: builders.into_iter().map(AllocatorBuilder::Tcp).collect(),
+            guard: Box::new(guard),
+        })
     }
 }
 

@@ -1,8 +1,8 @@
 //! The worker process: one member of a `spawn` group, started by the orchestrator with the
 //! hidden `worker` subcommand.
 
-use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
 
 use super::{Communication, EXIT_FAILED, EXIT_PEER_LOST, error_file, stats_file};
 use crate::config::JobConfig;
@@ -22,7 +22,11 @@ pub struct WorkerArgs {
 /// Runs this process's share of the job and leaves its statistics (or its error) in the run
 /// directory for the orchestrator.
 pub fn run_worker(args: WorkerArgs) -> Result<()> {
-    let run_dir = args.spec.parent().context("job spec has no directory")?.to_owned();
+    let run_dir = args
+        .spec
+        .parent()
+        .context("job spec has no directory")?
+        .to_owned();
     let process = args.process;
     install_panic_hook(run_dir.clone(), process);
     let error_path = error_file(&run_dir, process);
@@ -56,7 +60,10 @@ fn install_panic_hook(run_dir: PathBuf, process: usize) {
             std::process::exit(EXIT_PEER_LOST);
         }
         let thread = std::thread::current();
-        if thread.name().is_some_and(|name| name.starts_with("timely:")) {
+        if thread
+            .name()
+            .is_some_and(|name| name.starts_with("timely:"))
+        {
             eprintln!("lost the connection to another worker process");
             std::process::exit(EXIT_PEER_LOST);
         }
@@ -67,9 +74,13 @@ fn install_panic_hook(run_dir: PathBuf, process: usize) {
 }
 
 fn another_worker_failed(run_dir: &Path, process: usize) -> bool {
-    std::fs::read_dir(run_dir).into_iter().flatten().flatten().any(|entry| {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        name.starts_with("error-") && name != format!("error-{process}")
-    })
+    std::fs::read_dir(run_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|entry| {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("error-") && name != format!("error-{process}")
+        })
 }

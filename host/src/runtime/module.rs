@@ -9,16 +9,23 @@ use anyhow::Result;
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
-use super::{GuestInstance, GuestState, Graph, Operator, PipelinePre};
+use super::{Graph, GuestInstance, GuestState, Operator, PipelinePre};
 use crate::config::Limits;
 
 /// Why a file cannot be used as a pipeline.
 #[derive(Debug, thiserror::Error)]
 pub enum ModuleError {
     #[error("cannot read pipeline {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is {size} bytes, over the module size limit of {limit} bytes")]
-    TooLarge { path: PathBuf, size: u64, limit: u64 },
+    TooLarge {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
     #[error("{path} is not a WebAssembly file (it does not start with the bytes `\\0asm`)")]
     NotWasm { path: PathBuf },
     #[error(
@@ -29,9 +36,7 @@ pub enum ModuleError {
     CoreModule { path: PathBuf },
     #[error("{path} is not a valid WebAssembly component: {reason}")]
     Invalid { path: PathBuf, reason: String },
-    #[error(
-        "{path} does not implement the `spillway:pipeline/pipeline@0.1.0` world: {reason}"
-    )]
+    #[error("{path} does not implement the `spillway:pipeline/pipeline@0.1.0` world: {reason}")]
     WrongWorld { path: PathBuf, reason: String },
     #[error("the pipeline graph of {path} is invalid: {reason}")]
     BadGraph { path: PathBuf, reason: String },
@@ -59,6 +64,17 @@ impl GuestModule {
             path: path.to_owned(),
             reason: format!("{e:#}"),
         })?;
+        let missing: Vec<&str> = ["describe", "transform", "aggregate", "finish"]
+            .into_iter()
+            .filter(|name| component.get_export_index(None, name).is_none())
+            .collect();
+        if !missing.is_empty() {
+            return Err(ModuleError::WrongWorld {
+                path: path.to_owned(),
+                reason: format!("it does not export {}", missing.join(", ")),
+            }
+            .into());
+        }
         let mut linker = Linker::<GuestState>::new(engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         let wrong_world = |e: wasmtime::Error| ModuleError::WrongWorld {
@@ -81,9 +97,13 @@ impl GuestModule {
             fingerprint,
         });
         let graph = GuestInstance::new(Arc::clone(&module), limits)?.describe()?;
-        validate_graph(&graph)
-            .map_err(|reason| ModuleError::BadGraph { path: path.to_owned(), reason })?;
-        Arc::get_mut(&mut module).expect("the describing instance is dropped").graph = graph;
+        validate_graph(&graph).map_err(|reason| ModuleError::BadGraph {
+            path: path.to_owned(),
+            reason,
+        })?;
+        Arc::get_mut(&mut module)
+            .expect("the describing instance is dropped")
+            .graph = graph;
         Ok(module)
     }
 
@@ -115,24 +135,36 @@ impl GuestModule {
 
     /// The name of node `node`, for messages.
     pub fn node_name(&self, node: u32) -> &str {
-        self.graph.nodes.get(node as usize).map_or("<unknown>", |n| n.name.as_str())
+        self.graph
+            .nodes
+            .get(node as usize)
+            .map_or("<unknown>", |n| n.name.as_str())
     }
 }
 
 fn read_checked(path: &Path, max_bytes: u64) -> Result<Vec<u8>, ModuleError> {
-    let read_error = |source| ModuleError::Read { path: path.to_owned(), source };
+    let read_error = |source| ModuleError::Read {
+        path: path.to_owned(),
+        source,
+    };
     let size = std::fs::metadata(path).map_err(read_error)?.len();
     if size > max_bytes {
-        return Err(ModuleError::TooLarge { path: path.to_owned(), size, limit: max_bytes });
+        return Err(ModuleError::TooLarge {
+            path: path.to_owned(),
+            size,
+            limit: max_bytes,
+        });
     }
     let bytes = std::fs::read(path).map_err(read_error)?;
     // The preamble's last two bytes are the layer: 0 for a core module, 1 for a component.
     match bytes.get(..8) {
-        Some([0, b'a', b's', b'm', _, _, 0, 0]) => {
-            Err(ModuleError::CoreModule { path: path.to_owned() })
-        }
+        Some([0, b'a', b's', b'm', _, _, 0, 0]) => Err(ModuleError::CoreModule {
+            path: path.to_owned(),
+        }),
         Some([0, b'a', b's', b'm', ..]) => Ok(bytes),
-        _ => Err(ModuleError::NotWasm { path: path.to_owned() }),
+        _ => Err(ModuleError::NotWasm {
+            path: path.to_owned(),
+        }),
     }
 }
 
@@ -170,10 +202,13 @@ fn validate_graph(graph: &Graph) -> Result<(), String> {
                 ));
             }
         }
-        if let Operator::Aggregate(spec) = &node.op {
-            if let super::Window::Tumbling(0) = spec.window {
-                return Err(format!("aggregate `{}` has a tumbling window of 0 ms", node.name));
-            }
+        if let Operator::Aggregate(spec) = &node.op
+            && let super::Window::Tumbling(0) = spec.window
+        {
+            return Err(format!(
+                "aggregate `{}` has a tumbling window of 0 ms",
+                node.name
+            ));
         }
     }
     Ok(())

@@ -23,11 +23,18 @@ impl KeyGroupAssignment {
     /// # Panics
     /// If `workers` is 0 or exceeds `groups` (the configuration refuses both).
     pub fn new(groups: u32, workers: usize) -> Self {
-        assert!(workers >= 1 && workers <= groups as usize, "{workers} workers, {groups} groups");
+        assert!(
+            workers >= 1 && workers <= groups as usize,
+            "{workers} workers, {groups} groups"
+        );
         let owner = (0..u64::from(groups))
             .map(|g| (g * workers as u64 / u64::from(groups)) as u32)
             .collect();
-        let assignment = Self { groups, workers, owner };
+        let assignment = Self {
+            groups,
+            workers,
+            owner,
+        };
         debug_assert!((0..workers).all(|w| assignment.range(w).all(|g| assignment.owner(g) == w)));
         assignment
     }
@@ -67,7 +74,9 @@ mod tests {
                     let range = assignment.range(w);
                     assert_eq!(range.start, next, "{groups} groups, {workers} workers");
                     let size = range.len() as u32;
-                    assert!(size == groups / workers as u32 || size == groups.div_ceil(workers as u32));
+                    assert!(
+                        size == groups / workers as u32 || size == groups.div_ceil(workers as u32)
+                    );
                     assert!(range.clone().all(|g| assignment.owner(g) == w));
                     next = range.end;
                 }
@@ -81,8 +90,13 @@ mod tests {
         // Pinned: snapshots written by one version must be readable by the next.
         assert_eq!(key_group(b"2xx", 256), key_group(b"2xx", 256));
         assert_eq!(key_group(b"", 1), 0);
-        let spread: std::collections::HashSet<u32> =
-            (0..1000).map(|i: u32| key_group(&i.to_le_bytes(), 256)).collect();
-        assert!(spread.len() > 200, "keys should spread over the groups: {}", spread.len());
+        let spread: std::collections::HashSet<u32> = (0..1000)
+            .map(|i: u32| key_group(&i.to_le_bytes(), 256))
+            .collect();
+        assert!(
+            spread.len() > 200,
+            "keys should spread over the groups: {}",
+            spread.len()
+        );
     }
 }

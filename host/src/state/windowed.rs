@@ -51,6 +51,14 @@ impl WindowedState {
         self.close_through(i64::MAX)
     }
 
+    /// Every (window start, key, accumulator).
+    pub fn iter(&self) -> impl Iterator<Item = (i64, &[u8], &[u8])> {
+        self.windows.iter().flat_map(|(&start, keys)| {
+            keys.iter()
+                .map(move |(key, acc)| (start, key.as_slice(), acc.as_slice()))
+        })
+    }
+
     /// Number of (window, key) accumulators held.
     pub fn len(&self) -> usize {
         self.windows.values().map(HashMap::len).sum()
@@ -77,8 +85,14 @@ mod tests {
         assert_eq!(
             closed,
             vec![
-                ClosedWindow { start: 0, entries: vec![(b"a".to_vec(), vec![3])] },
-                ClosedWindow { start: 3_600_000, entries: vec![(b"b".to_vec(), vec![2])] },
+                ClosedWindow {
+                    start: 0,
+                    entries: vec![(b"a".to_vec(), vec![3])]
+                },
+                ClosedWindow {
+                    start: 3_600_000,
+                    entries: vec![(b"b".to_vec(), vec![2])]
+                },
             ]
         );
         assert_eq!(state.get(7_200_000, b"c"), Some(&[4][..]));
