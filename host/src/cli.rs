@@ -67,7 +67,9 @@ pub struct JobArgs {
     /// A TOML job file with the same settings as these flags; flags override it.
     #[arg(long, value_name = "FILE")]
     pub job: Option<PathBuf>,
-    /// Bind source NAME to a text file read line by line (`-` = standard input). Repeatable.
+    /// Bind source NAME to a text file read line by line: PATH (read to its end),
+    /// `tail:PATH` (follow as it grows), `dir:PATH` (files in name order, then new ones),
+    /// or `-` (standard input). Repeatable.
     #[arg(long = "source", value_name = "NAME=PATH", value_parser = parse_binding)]
     pub sources: Vec<(String, String)>,
     /// Bind sink NAME to a file written one record per line (`-` = standard output). Repeatable.
@@ -97,6 +99,26 @@ pub struct JobArgs {
     /// CPU time limit for one guest call, in milliseconds [default: 5000].
     #[arg(long)]
     pub call_deadline_ms: Option<u64>,
+    /// Snapshot state to this location and resume from it: a folder (`file:///PATH` or a
+    /// path) or `s3://BUCKET/PREFIX` (S3 settings from the AWS_* environment variables).
+    #[arg(long, value_name = "URL")]
+    pub persistence: Option<String>,
+    /// Snapshot every this many milliseconds (each epoch is one snapshot) [default: 1000].
+    #[arg(long)]
+    pub snapshot_interval_ms: Option<u64>,
+    /// Complete snapshots to keep; older ones are deleted [default: 3].
+    #[arg(long)]
+    pub keep_snapshots: Option<usize>,
+    /// Delete the snapshots at --persistence and start from the beginning.
+    #[arg(long)]
+    pub fresh_start: bool,
+    /// End `tail:` and `dir:` sources after this many milliseconds without new data.
+    #[arg(long, value_name = "MS")]
+    pub stop_when_idle_ms: Option<u64>,
+    /// With --persistence, restart crashed workers from the last snapshot up to this many
+    /// times (spawn only) [default: 5].
+    #[arg(long)]
+    pub max_restarts: Option<u32>,
 }
 
 impl JobArgs {
@@ -119,6 +141,12 @@ impl JobArgs {
             epoch_ms: self.epoch_ms,
             memory_mib: self.memory_mib,
             call_deadline_ms: self.call_deadline_ms,
+            persistence: self.persistence,
+            snapshot_interval_ms: self.snapshot_interval_ms,
+            keep_snapshots: self.keep_snapshots,
+            fresh_start: self.fresh_start,
+            stop_when_idle_ms: self.stop_when_idle_ms,
+            max_restarts: self.max_restarts,
             base_dir: PathBuf::new(),
         };
         Ok(file.merge(flags))

@@ -13,10 +13,36 @@ pub const DEFAULT_KEY_GROUPS: u32 = 256;
 /// Where a source reads from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SourceBinding {
-    /// A text file, one event per line.
+    /// A text file, one event per line, read to its end.
     File(PathBuf),
+    /// A text file followed as it grows (`tail:PATH`).
+    Tail(PathBuf),
+    /// Every file of a directory in name order, then new files as they appear (`dir:PATH`).
+    Directory(PathBuf),
     /// Standard input, one event per line.
     Stdin,
+}
+
+impl SourceBinding {
+    fn parse(name: &str, text: &str, base: &Path) -> Result<Self> {
+        let (kind, path) = match text.split_once(':') {
+            Some((kind @ ("tail" | "dir"), path)) => (kind, base.join(path)),
+            _ if text == "-" => return Ok(Self::Stdin),
+            _ => ("file", base.join(text)),
+        };
+        match kind {
+            "dir" if path.is_dir() => Ok(Self::Directory(path)),
+            "dir" => bail!("source `{name}`: no such directory {}", path.display()),
+            _ if !path.is_file() => bail!("source `{name}`: no such file {}", path.display()),
+            "tail" => Ok(Self::Tail(path)),
+            _ => Ok(Self::File(path)),
+        }
+    }
+
+    /// Whether the source can be read again from a recorded position.
+    pub fn is_replayable(&self) -> bool {
+        !matches!(self, Self::Stdin)
+    }
 }
 
 /// Where a sink writes to.
@@ -67,6 +93,17 @@ impl Default for Limits {
     }
 }
 
+/// Where and how often operator state is snapshotted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Persistence {
+    /// `file:///path`, a plain path, or `s3://bucket/prefix`.
+    pub url: String,
+    /// Complete snapshots kept; older ones are deleted.
+    pub keep: usize,
+    /// Discard existing snapshots instead of resuming from them.
+    pub fresh_start: bool,
+}
+
 /// How sources cut their input into batches and epochs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Epochs {
@@ -106,6 +143,13 @@ pub struct JobSettings {
     pub epoch_ms: Option<u64>,
     pub memory_mib: Option<u64>,
     pub call_deadline_ms: Option<u64>,
+    pub persistence: Option<String>,
+    pub snapshot_interval_ms: Option<u64>,
+    pub keep_snapshots: Option<usize>,
+    #[serde(default)]
+    pub fresh_start: bool,
+    pub stop_when_idle_ms: Option<u64>,
+    pub max_restarts: Option<u32>,
     /// Directory that relative paths are resolved against (the job file's directory).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -150,6 +194,12 @@ impl JobSettings {
             epoch_ms: overrides.epoch_ms.or(self.epoch_ms),
             memory_mib: overrides.memory_mib.or(self.memory_mib),
             call_deadline_ms: overrides.call_deadline_ms.or(self.call_deadline_ms),
+            persistence: overrides.persistence.or(self.persistence.map(|p| rebase_url(base, &p))),
+            snapshot_interval_ms: overrides.snapshot_interval_ms.or(self.snapshot_interval_ms),
+            keep_snapshots: overrides.keep_snapshots.or(self.keep_snapshots),
+            fresh_start: overrides.fresh_start || self.fresh_start,
+            stop_when_idle_ms: overrides.stop_when_idle_ms.or(self.stop_when_idle_ms),
+            max_restarts: overrides.max_restarts.or(self.max_restarts),
             base_dir: overrides.base_dir,
         }
     }
@@ -174,17 +224,8 @@ impl JobSettings {
         }
         let base = &self.base_dir;
         let mut sources = BTreeMap::new();
-        for (name, path) in self.sources {
-            let binding = match path.as_str() {
-                "-" => SourceBinding::Stdin,
-                path => {
-                    let path = base.join(path);
-                    if !path.is_file() {
-                        bail!("source `{name}`: no such file {}", path.display());
-                    }
-                    SourceBinding::File(path)
-                }
-            };
+        for (name, text) in self.sources {
+            let binding = SourceBinding::parse(&name, &text, base)?;
             sources.insert(name, binding);
         }
         let sinks = self
@@ -193,10 +234,21 @@ impl JobSettings {
             .map(|(name, path)| (name, SinkBinding::parse(&path, base)))
             .collect();
         let defaults = Epochs::default();
+        // Every epoch is snapshotted, so the snapshot interval is the epoch length.
+        let epoch_ms = self.snapshot_interval_ms.or(self.epoch_ms);
         let epochs = Epochs {
             batch_size: positive("batch size", self.batch_size.unwrap_or(defaults.batch_size))?,
             max_records: self.epoch_records.unwrap_or(defaults.max_records).max(1),
-            max_ms: self.epoch_ms.unwrap_or(defaults.max_ms).max(1),
+            max_ms: epoch_ms.unwrap_or(defaults.max_ms).max(1),
+        };
+        let persistence = match self.persistence {
+            Some(url) => Some(Persistence {
+                url: absolute_url(&url)?,
+                keep: self.keep_snapshots.unwrap_or(3).max(1),
+                fresh_start: self.fresh_start,
+            }),
+            None if self.fresh_start => bail!("--fresh-start needs --persistence"),
+            None => None,
         };
         let default_limits = Limits::default();
         let limits = Limits {
@@ -218,16 +270,41 @@ impl JobSettings {
             dead_letter: self.dead_letter.map(|d| SinkBinding::parse(&d, base)),
             epochs,
             limits,
+            persistence,
+            stop_when_idle_ms: self.stop_when_idle_ms,
+            max_restarts: self.max_restarts.unwrap_or(5),
+            resume: None,
+            generation: 0,
         })
     }
 }
 
+/// A persistence URL with a relative folder made absolute, so worker processes agree on it.
+fn absolute_url(url: &str) -> Result<String> {
+    if url.starts_with("s3://") {
+        return Ok(url.to_owned());
+    }
+    if let Some((scheme, _)) = url.split_once("://").filter(|(s, _)| *s != "file") {
+        bail!("unsupported persistence URL scheme `{scheme}://` (use file:///PATH, a path, or s3://BUCKET/PREFIX)");
+    }
+    let path = Path::new(url.strip_prefix("file://").unwrap_or(url));
+    let path = std::path::absolute(path).with_context(|| format!("bad persistence path {url}"))?;
+    Ok(path.to_string_lossy().into_owned())
+}
+
+fn rebase_url(base: &Path, url: &str) -> String {
+    if url.contains("://") { url.to_owned() } else { rebase_path(base, url) }
+}
+
 fn rebase_path(base: &Path, path: &str) -> String {
     if path == "-" {
-        path.to_owned()
-    } else {
-        base.join(path).to_string_lossy().into_owned()
+        return path.to_owned();
     }
+    let (kind, rest) = match path.split_once(':') {
+        Some((kind @ ("tail" | "dir"), rest)) => (format!("{kind}:"), rest),
+        _ => (String::new(), path),
+    };
+    format!("{kind}{}", base.join(rest).to_string_lossy())
 }
 
 fn positive(what: &str, value: usize) -> Result<usize> {
@@ -252,6 +329,16 @@ pub struct JobConfig {
     pub dead_letter: Option<SinkBinding>,
     pub epochs: Epochs,
     pub limits: Limits,
+    /// Snapshots, if the job keeps any.
+    pub persistence: Option<Persistence>,
+    /// Following sources end after this long without new data.
+    pub stop_when_idle_ms: Option<u64>,
+    /// How often `spawn` restarts crashed workers from the last snapshot.
+    pub max_restarts: u32,
+    /// The epoch of the snapshot this run resumes from; set by the orchestrator.
+    pub resume: Option<u64>,
+    /// Names this run's state objects apart from earlier runs'; set by the orchestrator.
+    pub generation: u64,
 }
 
 impl JobConfig {

@@ -3,4 +3,4 @@
 
 mod lines;
 
-pub use lines::{LineSink, LineSource};
+pub use lines::{LineSink, LineSource, Read};

@@ -5,6 +5,7 @@
 //! epochs (`u64`) cut by the sources; an epoch is the unit of progress.
 
 mod aggregate;
+mod commit;
 mod sink;
 mod source;
 mod transform;
@@ -17,13 +18,17 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::core::Concatenate;
+use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{Scope, Stream};
 
 use crate::config::JobConfig;
 use crate::orchestrator::Communication;
 use crate::runtime::{GuestInstance, GuestModule, Operator};
-use crate::state::KeyGroupAssignment;
+use crate::state::snapshot::PipelineIdentity;
+use crate::state::{KeyGroupAssignment, Manifest, SnapshotStore, SourcePosition, StateObject};
 
 /// Framed events travelling between operators.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -38,6 +43,37 @@ pub struct Batch {
 }
 
 type BatchStream<'scope> = Stream<'scope, u64, Vec<Batch>>;
+type BatchOutput = OutputBuilder<u64, CapacityContainerBuilder<Vec<Batch>>>;
+
+/// One operator's share of the snapshot of the epoch it is sent at. The commit operator
+/// assembles the shares into a manifest once every operator has passed the epoch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum SnapshotPart {
+    /// An aggregate's state on one worker, written to a state object.
+    State { node: String, worker: u32, object: StateObject },
+    /// Where a source had read to.
+    Source { name: String, position: SourcePosition },
+    /// How long a sink's file was.
+    Sink { name: String, length: u64 },
+}
+
+type PartStream<'scope> = Stream<'scope, u64, Vec<SnapshotPart>>;
+type PartOutput = OutputBuilder<u64, CapacityContainerBuilder<Vec<SnapshotPart>>>;
+
+/// Moves a capability on to the next epoch.
+fn bump(capability: &mut Capability<u64>) {
+    let next = *capability.time() + 1;
+    capability.downgrade(&next);
+}
+
+/// A worker's connection to the snapshot store, and the snapshot it resumed from.
+pub(crate) struct WorkerPersistence {
+    pub store: SnapshotStore,
+    pub resumed: Option<Manifest>,
+    pub generation: u64,
+    pub keep: usize,
+    pub identity: PipelineIdentity,
+}
 
 /// What a worker does with an error it cannot recover from: report it (print it, or leave
 /// it for the orchestrator), then exit the process; the orchestrator stops the other workers.
@@ -119,9 +155,20 @@ pub(crate) struct WorkerContext {
     pub counters: Arc<Counters>,
     pub on_fatal: OnFatal,
     pub key_groups: Rc<KeyGroupAssignment>,
+    pub persistence: Option<Rc<WorkerPersistence>>,
 }
 
 impl WorkerContext {
+    /// The snapshot this run resumed from, if any.
+    pub fn resumed_manifest(&self) -> Option<&Manifest> {
+        self.persistence.as_ref()?.resumed.as_ref()
+    }
+
+    /// The first epoch of this run: the one after the resumed snapshot's.
+    pub fn first_epoch(&self) -> u64 {
+        self.resumed_manifest().map_or(0, |m| m.epoch + 1)
+    }
+
     /// A batch that stays on this worker.
     pub fn local_batch(&self, events: Vec<u8>) -> Batch {
         Batch {
@@ -160,7 +207,10 @@ pub fn run_job(
         let guest = GuestInstance::new(Arc::clone(&module), &config.limits);
         let guest = guest.unwrap_or_else(|error| on_fatal.fail(error));
         let key_groups = KeyGroupAssignment::new(config.key_groups, config.workers());
+        let persistence = open_persistence(&config, &module);
+        let persistence = persistence.unwrap_or_else(|error| on_fatal.fail(error));
         let context = WorkerContext {
+            persistence,
             index: worker.index(),
             config,
             module,
@@ -179,6 +229,23 @@ pub fn run_job(
         result.map_err(|e| anyhow::anyhow!("worker thread {index} failed: {e}"))?;
     }
     Ok(counters.snapshot())
+}
+
+/// Opens this worker's connection to the snapshot store and reads the resumed manifest.
+fn open_persistence(config: &JobConfig, module: &GuestModule) -> Result<Option<Rc<WorkerPersistence>>> {
+    let Some(persistence) = &config.persistence else { return Ok(None) };
+    let store = SnapshotStore::open(&persistence.url)?;
+    let resumed = match config.resume {
+        Some(epoch) => Some(Manifest::read(&store, epoch)?),
+        None => None,
+    };
+    Ok(Some(Rc::new(WorkerPersistence {
+        store,
+        resumed,
+        generation: config.generation,
+        keep: persistence.keep,
+        identity: module.identity(),
+    })))
 }
 
 /// Checks that every source and sink of the graph is bound, and every binding is used.
@@ -246,33 +313,33 @@ fn build<'scope>(scope: Scope<'scope, u64>, context: &WorkerContext) -> Result<(
     let graph = context.module.graph().clone();
     let mut streams: Vec<Option<BatchStream<'scope>>> = Vec::with_capacity(graph.nodes.len());
     let mut rejected = Vec::new();
+    let mut parts = Vec::new();
     let mut sinks = HashMap::new();
     let mut source_count = 0;
     for (index, node) in graph.nodes.iter().enumerate() {
         let index = index as u32;
-        let input = || {
-            streams[node.inputs[0] as usize]
-                .clone()
-                .context("input is a sink")
-        };
+        let input = || streams[node.inputs[0] as usize].clone().context("input is a sink");
         let stream = match &node.op {
             Operator::Source(name) => {
                 let binding = &context.config.sources[name];
                 let reader = source_count % scope.peers();
                 source_count += 1;
-                Some(source::build(scope, context, name, binding, reader)?)
+                let (events, positions) = source::build(scope, context, name, binding, reader)?;
+                parts.push(positions);
+                Some(events)
             }
             Operator::Transform => {
                 let (output, errors) = transform::build(input()?, context, index);
                 rejected.push(errors);
                 Some(output)
             }
-            Operator::Aggregate(spec) => Some(aggregate::build(input()?, context, index, spec)),
+            Operator::Aggregate(spec) => {
+                let (output, state) = aggregate::build(input()?, context, index, spec)?;
+                parts.push(state);
+                Some(output)
+            }
             Operator::Sink(name) => {
-                sinks
-                    .entry(name.clone())
-                    .or_insert_with(Vec::new)
-                    .push(input()?);
+                sinks.entry(name.clone()).or_insert_with(Vec::new).push(input()?);
                 None
             }
         };
@@ -280,16 +347,14 @@ fn build<'scope>(scope: Scope<'scope, u64>, context: &WorkerContext) -> Result<(
     }
     for (name, inputs) in sinks {
         let binding = context.config.sinks[&name].clone();
-        sink::build(scope.concatenate(inputs), context, &name, &binding, true)?;
+        parts.push(sink::build(scope.concatenate(inputs), context, &name, &binding, true)?);
     }
     if let Some(binding) = context.config.dead_letter.clone() {
-        sink::build(
-            scope.concatenate(rejected),
-            context,
-            "dead-letter",
-            &binding,
-            false,
-        )?;
+        let stream = scope.concatenate(rejected);
+        parts.push(sink::build(stream, context, sink::DEAD_LETTER, &binding, false)?);
+    }
+    if context.persistence.is_some() {
+        commit::build(scope.concatenate(parts), context);
     }
     Ok(())
 }

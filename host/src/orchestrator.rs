@@ -4,6 +4,7 @@
 //! own error rather than its peers' lost connections.
 
 mod mesh;
+mod recovery;
 mod worker;
 
 pub use mesh::Communication;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 use crate::config::JobConfig;
 use crate::dataflow::{self, JobStats, OnFatal};
@@ -35,6 +36,8 @@ pub struct RunReport {
     pub elapsed: Duration,
     pub processes: usize,
     pub threads: usize,
+    /// Times crashed workers were restarted from a snapshot.
+    pub restarts: u32,
 }
 
 /// Loads and checks the pipeline, and checks the job's bindings against its graph.
@@ -46,39 +49,83 @@ pub fn load_pipeline(config: &JobConfig) -> Result<Arc<GuestModule>> {
 }
 
 /// Runs the job in this process with `config.threads` worker threads.
-pub fn run_in_process(config: JobConfig) -> Result<RunReport> {
+pub fn run_in_process(mut config: JobConfig) -> Result<RunReport> {
     let started = Instant::now();
     let module = load_pipeline(&config)?;
+    recovery::prepare(&mut config, &module)?;
     let on_fatal = OnFatal::new(|error| eprintln!("error: {error:#}"));
     let threads = config.threads;
     let communication = Communication::process(threads)?;
     let stats = dataflow::run_job(config, module, communication, on_fatal)?;
-    Ok(RunReport {
-        stats,
-        elapsed: started.elapsed(),
-        processes: 1,
-        threads,
-    })
+    Ok(RunReport { stats, elapsed: started.elapsed(), processes: 1, threads, restarts: 0 })
+}
+
+/// Why a group of worker processes stopped early.
+enum GroupFailure {
+    /// A worker reported an error: running again would fail again.
+    Failed(anyhow::Error),
+    /// A worker died (killed, or lost a peer): a restart from the last snapshot may succeed.
+    Crashed(anyhow::Error),
+    /// Ctrl-C.
+    Interrupted(anyhow::Error),
 }
 
 /// Runs the job as `config.processes` worker processes of `config.threads` threads each.
-pub fn spawn(config: JobConfig) -> Result<RunReport> {
+/// With persistence, workers that crash are restarted from the last snapshot, up to
+/// `config.max_restarts` times.
+pub fn spawn(mut config: JobConfig) -> Result<RunReport> {
     let started = Instant::now();
-    load_pipeline(&config)?;
-    let run_dir = RunDir::create()?;
-    let spec = run_dir.path.join("job.json");
-    std::fs::write(&spec, serde_json::to_vec_pretty(&config)?)
-        .with_context(|| format!("cannot write {}", spec.display()))?;
-    let addresses = free_loopback_addresses(config.processes)?;
+    let module = load_pipeline(&config)?;
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&interrupted);
     // A second handler cannot be installed in the same process (tests call spawn twice).
     let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+    let mut restarts = 0;
+    loop {
+        recovery::prepare(&mut config, &module)?;
+        match run_group(&config, &interrupted) {
+            Ok(stats) => {
+                let (processes, threads) = (config.processes, config.threads);
+                let elapsed = started.elapsed();
+                return Ok(RunReport { stats, elapsed, processes, threads, restarts });
+            }
+            Err(GroupFailure::Crashed(cause))
+                if config.persistence.is_some() && restarts < config.max_restarts =>
+            {
+                restarts += 1;
+                eprintln!(
+                    "spillway: {cause:#}; restarting all workers from the last snapshot \
+                     (restart {restarts} of at most {})",
+                    config.max_restarts
+                );
+            }
+            Err(GroupFailure::Crashed(cause)) if config.persistence.is_some() => {
+                return Err(cause.context(format!("gave up after {restarts} restarts")));
+            }
+            Err(GroupFailure::Failed(cause))
+            | Err(GroupFailure::Crashed(cause))
+            | Err(GroupFailure::Interrupted(cause)) => return Err(cause),
+        }
+    }
+}
+
+/// Starts the worker processes once and waits for them.
+fn run_group(config: &JobConfig, interrupted: &AtomicBool) -> Result<JobStats, GroupFailure> {
+    let failed = GroupFailure::Failed;
+    let run_dir = RunDir::create().map_err(failed)?;
+    let spec = run_dir.path.join("job.json");
+    let written = serde_json::to_vec_pretty(&config)
+        .map_err(anyhow::Error::from)
+        .and_then(|json| Ok(std::fs::write(&spec, json)?))
+        .with_context(|| format!("cannot write {}", spec.display()));
+    written.map_err(failed)?;
+    let addresses = free_loopback_addresses(config.processes).map_err(failed)?;
+    let exe = std::env::current_exe().context("cannot find own binary").map_err(failed)?;
 
     let quiet = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::with_capacity(config.processes);
     for process in 0..config.processes {
-        let child = Command::new(std::env::current_exe().context("cannot find own binary")?)
+        let child = Command::new(&exe)
             .arg("worker")
             .arg("--spec")
             .arg(&spec)
@@ -90,11 +137,12 @@ pub fn spawn(config: JobConfig) -> Result<RunReport> {
             .stdout(Stdio::inherit())
             .stderr(Stdio::piped())
             .spawn()
-            .context("cannot start a worker process")?;
+            .context("cannot start a worker process")
+            .map_err(failed)?;
         workers.push(WorkerProcess::new(process, child, Arc::clone(&quiet)));
     }
 
-    let outcome = supervise(&mut workers, &interrupted, &run_dir);
+    let outcome = supervise(&mut workers, interrupted, &run_dir);
     quiet.store(true, Ordering::SeqCst);
     for worker in &mut workers {
         worker.stop();
@@ -103,17 +151,12 @@ pub fn spawn(config: JobConfig) -> Result<RunReport> {
     let mut stats = JobStats::default();
     for process in 0..config.processes {
         let path = run_dir.stats_file(process);
-        let text = std::fs::read(&path).with_context(|| {
-            format!("worker {process} left no statistics at {}", path.display())
-        })?;
-        stats.merge(serde_json::from_slice(&text)?);
+        let read = std::fs::read(&path)
+            .with_context(|| format!("worker {process} left no statistics at {}", path.display()))
+            .and_then(|text| Ok(serde_json::from_slice(&text)?));
+        stats.merge(read.map_err(failed)?);
     }
-    Ok(RunReport {
-        stats,
-        elapsed: started.elapsed(),
-        processes: config.processes,
-        threads: config.threads,
-    })
+    Ok(stats)
 }
 
 /// Waits for every worker to succeed, or for the first failure or an interrupt.
@@ -121,19 +164,20 @@ fn supervise(
     workers: &mut [WorkerProcess],
     interrupted: &AtomicBool,
     run_dir: &RunDir,
-) -> Result<()> {
+) -> Result<(), GroupFailure> {
+    let stopped = |count: usize| {
+        let message = format!("interrupted; stopped all {count} worker processes");
+        GroupFailure::Interrupted(anyhow::anyhow!(message))
+    };
     let mut running = workers.len();
     while running > 0 {
         if interrupted.load(Ordering::SeqCst) {
-            bail!(
-                "interrupted; stopped all {} worker processes",
-                workers.len()
-            );
+            return Err(stopped(workers.len()));
         }
         running = 0;
         let mut failed = None;
         for worker in workers.iter_mut() {
-            match worker.poll()? {
+            match worker.poll().map_err(GroupFailure::Failed)? {
                 None => running += 1,
                 Some(status) if status.success() => {}
                 Some(status) => failed = failed.or(Some((worker.process, status))),
@@ -141,16 +185,11 @@ fn supervise(
         }
         if let Some((process, status)) = failed {
             // Silence the peers before they notice, then find the root cause.
-            workers
-                .iter()
-                .for_each(|w| w.quiet.store(true, Ordering::SeqCst));
+            workers.iter().for_each(|w| w.quiet.store(true, Ordering::SeqCst));
             let cause = root_cause(run_dir, process, status);
             // Ctrl-C reaches the workers too; then their deaths are not the story.
             if interrupted.load(Ordering::SeqCst) {
-                bail!(
-                    "interrupted; stopped all {} worker processes",
-                    workers.len()
-                );
+                return Err(stopped(workers.len()));
             }
             return Err(cause);
         }
@@ -161,15 +200,15 @@ fn supervise(
 
 /// The error a worker reported, preferring one that wrote its error file over one that only
 /// lost a peer or was killed.
-fn root_cause(run_dir: &RunDir, first_failed: usize, status: ExitStatus) -> anyhow::Error {
+fn root_cause(run_dir: &RunDir, first_failed: usize, status: ExitStatus) -> GroupFailure {
     // A failing worker writes its error file before it exits, so its peers' reactions
     // cannot be mistaken for the cause; give the file a moment in case of a race on exit.
     std::thread::sleep(Duration::from_millis(50));
     if let Some((process, message)) = run_dir.first_error() {
-        return anyhow::anyhow!("worker process {process} failed: {message}");
+        return GroupFailure::Failed(anyhow::anyhow!("worker process {process} failed: {message}"));
     }
     use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
+    GroupFailure::Crashed(match (status.code(), status.signal()) {
         (_, Some(signal)) => anyhow::anyhow!(
             "worker process {first_failed} was killed by signal {signal}{}",
             if signal == libc::SIGKILL {
@@ -185,7 +224,7 @@ fn root_cause(run_dir: &RunDir, first_failed: usize, status: ExitStatus) -> anyh
             "worker process {first_failed} exited with code {}",
             code.map_or("?".to_owned(), |c| c.to_string())
         ),
-    }
+    })
 }
 
 /// One child worker process and the thread forwarding its stderr.

@@ -8,32 +8,35 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use spillway_frame::{BytesReader, Closing, EventReader, GLOBAL_WINDOW};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 
-use super::{Batch, BatchStream, Counters, WorkerContext};
+use super::{Batch, BatchOutput, BatchStream, Counters, PartOutput, PartStream, SnapshotPart};
+use super::WorkerContext;
 use crate::runtime::{AggregateSpec, Window};
-use crate::state::WindowedState;
+use crate::state::{WindowedState, snapshot};
 
 /// Largest group or closing buffer handed to the guest in one call.
 const MAX_CALL_BYTES: usize = 1 << 20;
 
-/// Builds aggregate node `node` over `input`.
+/// Builds aggregate node `node` over `input`: its output events, and its snapshot shares.
 pub(super) fn build<'scope>(
     input: BatchStream<'scope>,
     context: &WorkerContext,
     node: u32,
     spec: &AggregateSpec,
-) -> BatchStream<'scope> {
+) -> Result<(BatchStream<'scope>, PartStream<'scope>)> {
     let name = context.module.node_name(node).to_owned();
     let windowed = !matches!(spec.window, Window::Global);
     let routed = route_by_key(input, context, &name, windowed);
     let mut aggregate = Aggregate {
         context: context.clone(),
         node,
+        name: name.clone(),
         window_ms: match spec.window {
             Window::Global => None,
             Window::Tumbling(ms) => Some(i64::try_from(ms).unwrap_or(i64::MAX)),
@@ -41,45 +44,68 @@ pub(super) fn build<'scope>(
         out_of_orderness: i64::try_from(spec.max_out_of_orderness_ms).unwrap_or(i64::MAX),
         max_time: i64::MIN,
         state: WindowedState::default(),
+        unsaved: true,
     };
-    let pact = Exchange::new(|batch: &Batch| u64::from(batch.route));
+    aggregate.restore()?;
     let context = context.clone();
-    routed.unary_frontier(pact, &format!("aggregate {name}"), move |_, _| {
+    let mut builder = OperatorBuilder::new(format!("aggregate {name}"), routed.scope());
+    let pact = Exchange::new(|batch: &Batch| u64::from(batch.route));
+    let mut input = builder.new_input(routed, pact);
+    let (events, event_stream) = builder.new_output::<Vec<Batch>>();
+    let (parts, part_stream) = builder.new_output::<Vec<SnapshotPart>>();
+    let mut events = BatchOutput::from(events);
+    let mut parts = PartOutput::from(parts);
+    builder.build(move |mut capabilities| {
         let mut pending: BTreeMap<u64, (Capability<u64>, Vec<Batch>)> = BTreeMap::new();
-        // The capability of the last completed epoch, kept to emit windows at the end.
-        let mut held: Option<Capability<u64>> = None;
-        move |(input, frontier), output| {
+        // Kept at the input frontier, to emit at the end of the input and to report state.
+        let mut held = Some((capabilities.remove(0), capabilities.remove(0)));
+        move |frontiers| {
+            let mut events = events.activate();
+            let mut parts = parts.activate();
             input.for_each(|cap, data| {
                 let Some(&time) = cap.least() else { return };
-                let entry = pending
-                    .entry(time)
-                    .or_insert_with(|| (cap.delayed(&time, 0), Vec::new()));
+                let entry = pending.entry(time).or_insert_with(|| (cap.delayed(&time, 0), Vec::new()));
                 entry.1.append(data);
             });
-            let frontier = frontier.frontier();
+            let Some((events_cap, parts_cap)) = held.as_mut() else { return };
+            let frontier = frontiers[0].frontier();
             while let Some(entry) = pending.first_entry() {
                 if frontier.less_equal(entry.key()) {
                     break;
                 }
                 let (cap, batches) = entry.remove();
-                let events = context.check(aggregate.complete_epoch(batches));
-                if !events.is_empty() {
-                    output.session(&cap).give(context.local_batch(events));
+                let output = context.check(aggregate.complete_epoch(batches));
+                if !output.is_empty() {
+                    events.session(&cap).give(context.local_batch(output));
                 }
-                held = Some(cap);
             }
-            if frontier.is_empty() {
-                if let Some(cap) = held.take() {
-                    let events = context.check(aggregate.close(i64::MAX));
-                    if !events.is_empty() {
-                        output.session(&cap).give(context.local_batch(events));
+            let done = match frontier.iter().next() {
+                Some(&next) if next > *parts_cap.time() => Some(next - 1),
+                Some(_) => None,
+                None => {
+                    let output = context.check(aggregate.close(i64::MAX));
+                    if !output.is_empty() {
+                        events.session(&*events_cap).give(context.local_batch(output));
                     }
+                    Some(*parts_cap.time())
                 }
-            } else if let (Some(cap), Some(&next)) = (held.as_mut(), frontier.iter().next()) {
-                cap.downgrade(&next);
+            };
+            if let Some(epoch) = done.filter(|&e| e >= context.first_epoch()) {
+                if let Some(part) = aggregate.save(epoch) {
+                    parts.session(&parts_cap.delayed(&epoch)).give(part);
+                }
+            }
+            match frontier.iter().next() {
+                Some(&next) if next > *parts_cap.time() => {
+                    events_cap.downgrade(&next);
+                    parts_cap.downgrade(&next);
+                }
+                Some(_) => {}
+                None => held = None,
             }
         }
-    })
+    });
+    Ok((event_stream, part_stream))
 }
 
 /// Sends each event to the worker owning its key's group. For windowed aggregates every
@@ -134,15 +160,57 @@ fn route_by_key<'scope>(
 struct Aggregate {
     context: WorkerContext,
     node: u32,
+    name: String,
     /// Tumbling window size; `None` for the global window.
     window_ms: Option<i64>,
     out_of_orderness: i64,
     /// Largest event time seen by any worker in completed epochs.
     max_time: i64,
     state: WindowedState,
+    /// Whether the state changed since it was last written to the snapshot store.
+    unsaved: bool,
 }
 
 impl Aggregate {
+    /// Loads this worker's key groups from the snapshot the run resumes from.
+    fn restore(&mut self) -> Result<()> {
+        let (Some(persistence), Some(manifest)) =
+            (self.context.persistence.as_ref(), self.context.resumed_manifest())
+        else {
+            return Ok(());
+        };
+        let objects = manifest.operators.get(&self.name).map(Vec::as_slice).unwrap_or_default();
+        let groups = self.context.key_groups.range(self.context.index);
+        self.max_time = snapshot::restore_state(&persistence.store, objects, groups, &mut self.state)
+            .with_context(|| format!("cannot restore aggregate `{}`", self.name))?;
+        Ok(())
+    }
+
+    /// Writes the state, if it changed, as this worker's share of the snapshot of `epoch`.
+    /// A failed write is logged and tried again at the next epoch; the job goes on.
+    fn save(&mut self, epoch: u64) -> Option<SnapshotPart> {
+        let persistence = self.context.persistence.as_ref()?;
+        if !self.unsaved {
+            return None;
+        }
+        let workers = self.context.config.workers();
+        let worker = self.context.index;
+        let path = format!(
+            "state/g{}/n{}/w{worker}-of-{workers}/{epoch:020}.bin",
+            persistence.generation, self.node
+        );
+        let groups = self.context.key_groups.range(worker);
+        let key_groups = self.context.key_groups.groups();
+        let (object, bytes) =
+            snapshot::encode_state(&self.state, key_groups, groups, path, self.max_time);
+        if let Err(error) = persistence.store.put(&object.path, bytes) {
+            tracing::warn!("snapshot of `{}` at epoch {epoch} not written, will retry: {error:#}", self.name);
+            return None;
+        }
+        self.unsaved = false;
+        Some(SnapshotPart::State { node: self.name.clone(), worker: worker as u32, object })
+    }
+
     fn watermark(&self) -> i64 {
         self.max_time.saturating_sub(self.out_of_orderness)
     }
@@ -163,6 +231,7 @@ impl Aggregate {
     /// the new watermark closes.
     fn complete_epoch(&mut self, batches: Vec<Batch>) -> Result<Vec<u8>> {
         let closed_before = self.watermark();
+        let max_time_before = self.max_time;
         let mut groups: HashMap<(i64, &[u8]), Vec<&[u8]>> = HashMap::new();
         let mut late = 0;
         for batch in &batches {
@@ -179,6 +248,7 @@ impl Aggregate {
             }
         }
         Counters::add(&self.context.counters.late, late);
+        self.unsaved |= !groups.is_empty() || self.max_time != max_time_before;
         self.fold(groups)?;
         match self.window_ms {
             Some(size) => self.close(self.watermark().saturating_sub(size)),
@@ -239,7 +309,9 @@ impl Aggregate {
             buffer.clear();
             Ok(())
         };
-        for window in self.state.close_through(last_start) {
+        let closed = self.state.close_through(last_start);
+        self.unsaved |= !closed.is_empty();
+        for window in closed {
             let end = self.window_end(window.start);
             for (key, accumulator) in &window.entries {
                 let closing = Closing {

@@ -133,6 +133,37 @@ impl GuestModule {
         self.fingerprint
     }
 
+    /// A hash of the graph's shape: names, operators, windows and edges. Snapshots made by
+    /// a module with the same graph can be resumed even if its code changed.
+    pub fn graph_fingerprint(&self) -> u64 {
+        let mut canonical = String::new();
+        for node in &self.graph.nodes {
+            let op = match &node.op {
+                Operator::Source(name) => format!("source:{name}"),
+                Operator::Transform => "transform".to_owned(),
+                Operator::Aggregate(spec) => {
+                    let window = match spec.window {
+                        super::Window::Global => "global".to_owned(),
+                        super::Window::Tumbling(ms) => format!("tumbling:{ms}"),
+                    };
+                    format!("aggregate:{window}:{}", spec.max_out_of_orderness_ms)
+                }
+                Operator::Sink(name) => format!("sink:{name}"),
+            };
+            canonical.push_str(&format!("{}|{op}|{:?}\n", node.name, node.inputs));
+        }
+        xxhash_rust::xxh3::xxh3_64(canonical.as_bytes())
+    }
+
+    /// What a snapshot records about the pipeline that made it.
+    pub fn identity(&self) -> crate::state::snapshot::PipelineIdentity {
+        crate::state::snapshot::PipelineIdentity {
+            module: self.name.clone(),
+            module_fingerprint: format!("{:016x}", self.fingerprint),
+            graph_fingerprint: format!("{:016x}", self.graph_fingerprint()),
+        }
+    }
+
     /// The name of node `node`, for messages.
     pub fn node_name(&self, node: u32) -> &str {
         self.graph
