@@ -3,6 +3,7 @@
 
 mod inspect;
 mod run;
+mod snapshots;
 mod spawn;
 mod worker;
 
@@ -33,6 +34,8 @@ pub enum Command {
     Spawn(spawn::SpawnCommand),
     /// Validate a pipeline component and print its graph: sources, operators and sinks.
     Inspect(inspect::InspectCommand),
+    /// Inspect and verify the snapshots at a persistence location.
+    Snapshots(snapshots::SnapshotsCommand),
     /// Internal: one worker process of `spawn`.
     #[command(hide = true)]
     Worker(worker::WorkerCommand),
@@ -44,6 +47,7 @@ impl Cli {
             Command::Run(command) => command.execute(),
             Command::Spawn(command) => command.execute(),
             Command::Inspect(command) => command.execute(),
+            Command::Snapshots(command) => command.execute(),
             Command::Worker(command) => command.execute(),
         }
     }
@@ -99,6 +103,23 @@ pub struct JobArgs {
     /// CPU time limit for one guest call, in milliseconds [default: 5000].
     #[arg(long)]
     pub call_deadline_ms: Option<u64>,
+    /// Fuel per guest call, about one unit per WebAssembly instruction [default: off].
+    #[arg(long, value_name = "N")]
+    pub fuel: Option<u64>,
+    /// Largest accepted pipeline file, in MiB [default: 64].
+    #[arg(long, value_name = "MIB")]
+    pub max_module_mib: Option<u64>,
+    /// Most events one guest call may return [default: 1000000].
+    #[arg(long, value_name = "N")]
+    pub max_output_events: Option<u64>,
+    /// What a transform does with a record it rejects or faults on: stop the job, skip it,
+    /// or write it to the --dead-letter file [default: dead-letter with --dead-letter, else skip].
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub on_error: Option<crate::config::OnError>,
+    /// Compiled-module cache directory, or `off` [default: $XDG_CACHE_HOME/spillway or
+    /// ~/.cache/spillway].
+    #[arg(long, value_name = "DIR", env = "SPILLWAY_COMPILE_CACHE")]
+    pub compile_cache: Option<String>,
     /// Snapshot state to this location and resume from it: a folder (`file:///PATH` or a
     /// path) or `s3://BUCKET/PREFIX` (S3 settings from the AWS_* environment variables).
     #[arg(long, value_name = "URL")]
@@ -141,6 +162,11 @@ impl JobArgs {
             epoch_ms: self.epoch_ms,
             memory_mib: self.memory_mib,
             call_deadline_ms: self.call_deadline_ms,
+            fuel: self.fuel,
+            max_module_mib: self.max_module_mib,
+            max_output_events: self.max_output_events,
+            compile_cache: self.compile_cache,
+            on_error: self.on_error,
             persistence: self.persistence,
             snapshot_interval_ms: self.snapshot_interval_ms,
             keep_snapshots: self.keep_snapshots,

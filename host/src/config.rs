@@ -81,6 +81,14 @@ pub struct Limits {
     pub call_deadline_ms: u64,
     /// Largest accepted module file.
     pub max_module_bytes: u64,
+    /// Fuel per guest call (roughly one unit per WebAssembly instruction); `None`: no fuel
+    /// metering, only the CPU deadline.
+    pub fuel: Option<u64>,
+    /// Most events one guest call may return.
+    pub max_output_events: u64,
+    /// Where compiled modules are cached (`None`: compile every time). Not a limit, but it
+    /// travels with them to every place that loads a module.
+    pub compile_cache: Option<PathBuf>,
 }
 
 impl Default for Limits {
@@ -89,6 +97,33 @@ impl Default for Limits {
             memory_bytes: 256 << 20,
             call_deadline_ms: 5_000,
             max_module_bytes: 64 << 20,
+            fuel: None,
+            max_output_events: 1_000_000,
+            compile_cache: None,
+        }
+    }
+}
+
+/// What a transform does with a record it cannot handle: one the guest rejects
+/// (`transform-output.errors`), or one on which the guest faults (trap, deadline, memory).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnError {
+    /// Stop the job, naming the operator, the error and the record.
+    Fail,
+    /// Count the record, log it, and go on.
+    Skip,
+    /// Count the record and write it, with the error, to the `--dead-letter` file.
+    DeadLetter,
+}
+
+impl OnError {
+    /// The name used by `--on-error` and `on_error`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Fail => "fail",
+            Self::Skip => "skip",
+            Self::DeadLetter => "dead-letter",
         }
     }
 }
@@ -143,6 +178,12 @@ pub struct JobSettings {
     pub epoch_ms: Option<u64>,
     pub memory_mib: Option<u64>,
     pub call_deadline_ms: Option<u64>,
+    pub fuel: Option<u64>,
+    pub max_module_mib: Option<u64>,
+    pub max_output_events: Option<u64>,
+    /// Compile cache directory; `off` disables the cache.
+    pub compile_cache: Option<String>,
+    pub on_error: Option<OnError>,
     pub persistence: Option<String>,
     pub snapshot_interval_ms: Option<u64>,
     pub keep_snapshots: Option<usize>,
@@ -194,7 +235,16 @@ impl JobSettings {
             epoch_ms: overrides.epoch_ms.or(self.epoch_ms),
             memory_mib: overrides.memory_mib.or(self.memory_mib),
             call_deadline_ms: overrides.call_deadline_ms.or(self.call_deadline_ms),
-            persistence: overrides.persistence.or(self.persistence.map(|p| rebase_url(base, &p))),
+            fuel: overrides.fuel.or(self.fuel),
+            max_module_mib: overrides.max_module_mib.or(self.max_module_mib),
+            max_output_events: overrides.max_output_events.or(self.max_output_events),
+            compile_cache: overrides
+                .compile_cache
+                .or(self.compile_cache.map(|d| rebase_path(base, &d))),
+            on_error: overrides.on_error.or(self.on_error),
+            persistence: overrides
+                .persistence
+                .or(self.persistence.map(|p| rebase_url(base, &p))),
             snapshot_interval_ms: overrides.snapshot_interval_ms.or(self.snapshot_interval_ms),
             keep_snapshots: overrides.keep_snapshots.or(self.keep_snapshots),
             fresh_start: overrides.fresh_start || self.fresh_start,
@@ -258,7 +308,33 @@ impl JobSettings {
             call_deadline_ms: self
                 .call_deadline_ms
                 .unwrap_or(default_limits.call_deadline_ms),
-            max_module_bytes: default_limits.max_module_bytes,
+            max_module_bytes: self
+                .max_module_mib
+                .map_or(default_limits.max_module_bytes, |m| m << 20),
+            fuel: self.fuel,
+            max_output_events: positive_u64(
+                "--max-output-events",
+                self.max_output_events
+                    .unwrap_or(default_limits.max_output_events),
+            )?,
+            compile_cache: compile_cache_dir(self.compile_cache.as_deref(), base),
+        };
+        if limits.call_deadline_ms == 0 || limits.memory_bytes == 0 || limits.fuel == Some(0) {
+            bail!("--call-deadline-ms, --memory-mib and --fuel must be at least 1");
+        }
+        // The default keeps the behaviour from before there was a policy: rejected records
+        // are skipped, and also written out when a dead-letter file is given.
+        let on_error = match (self.on_error, &self.dead_letter) {
+            (None, None) => OnError::Skip,
+            (None, Some(_)) | (Some(OnError::DeadLetter), Some(_)) => OnError::DeadLetter,
+            (Some(OnError::DeadLetter), None) => {
+                bail!("--on-error dead-letter needs --dead-letter PATH: where to write the records")
+            }
+            (Some(policy), Some(_)) => bail!(
+                "--dead-letter is only used with --on-error dead-letter, not {}",
+                policy.name()
+            ),
+            (Some(policy), None) => policy,
         };
         Ok(JobConfig {
             module: base.join(module),
@@ -268,6 +344,7 @@ impl JobSettings {
             sources,
             sinks,
             dead_letter: self.dead_letter.map(|d| SinkBinding::parse(&d, base)),
+            on_error,
             epochs,
             limits,
             persistence,
@@ -285,7 +362,9 @@ fn absolute_url(url: &str) -> Result<String> {
         return Ok(url.to_owned());
     }
     if let Some((scheme, _)) = url.split_once("://").filter(|(s, _)| *s != "file") {
-        bail!("unsupported persistence URL scheme `{scheme}://` (use file:///PATH, a path, or s3://BUCKET/PREFIX)");
+        bail!(
+            "unsupported persistence URL scheme `{scheme}://` (use file:///PATH, a path, or s3://BUCKET/PREFIX)"
+        );
     }
     let path = Path::new(url.strip_prefix("file://").unwrap_or(url));
     let path = std::path::absolute(path).with_context(|| format!("bad persistence path {url}"))?;
@@ -293,7 +372,11 @@ fn absolute_url(url: &str) -> Result<String> {
 }
 
 fn rebase_url(base: &Path, url: &str) -> String {
-    if url.contains("://") { url.to_owned() } else { rebase_path(base, url) }
+    if url.contains("://") {
+        url.to_owned()
+    } else {
+        rebase_path(base, url)
+    }
 }
 
 fn rebase_path(base: &Path, path: &str) -> String {
@@ -305,6 +388,29 @@ fn rebase_path(base: &Path, path: &str) -> String {
         _ => (String::new(), path),
     };
     format!("{kind}{}", base.join(rest).to_string_lossy())
+}
+
+fn positive_u64(what: &str, value: u64) -> Result<u64> {
+    if value == 0 {
+        bail!("{what} must be at least 1");
+    }
+    Ok(value)
+}
+
+/// The compile cache directory: the setting (`off` or `none` disables it), else
+/// `$XDG_CACHE_HOME/spillway`, else `~/.cache/spillway`.
+pub fn compile_cache_dir(setting: Option<&str>, base: &Path) -> Option<PathBuf> {
+    match setting {
+        Some("off" | "none" | "") => None,
+        Some(dir) => Some(std::path::absolute(base.join(dir)).unwrap_or_else(|_| base.join(dir))),
+        None => {
+            let from_env = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+            from_env("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| from_env("HOME").map(|home| Path::new(&home).join(".cache")))
+                .map(|base| base.join("spillway"))
+        }
+    }
 }
 
 fn positive(what: &str, value: usize) -> Result<usize> {
@@ -327,6 +433,8 @@ pub struct JobConfig {
     pub sinks: BTreeMap<String, SinkBinding>,
     /// Where records that a transform rejected go, if anywhere.
     pub dead_letter: Option<SinkBinding>,
+    /// What a transform does with a record it cannot handle.
+    pub on_error: OnError,
     pub epochs: Epochs,
     pub limits: Limits,
     /// Snapshots, if the job keeps any.
@@ -342,6 +450,14 @@ pub struct JobConfig {
 }
 
 impl JobConfig {
+    /// Whether the end of the sources is the end of the input. A `tail:` or `dir:` source
+    /// that stops when idle only pauses the job: its windows stay open in the snapshot.
+    pub fn input_is_bounded(&self) -> bool {
+        self.sources
+            .values()
+            .all(|s| matches!(s, SourceBinding::File(_) | SourceBinding::Stdin))
+    }
+
     /// Total worker threads across all processes.
     pub fn workers(&self) -> usize {
         self.threads * self.processes

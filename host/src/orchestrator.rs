@@ -42,7 +42,7 @@ pub struct RunReport {
 
 /// Loads and checks the pipeline, and checks the job's bindings against its graph.
 pub fn load_pipeline(config: &JobConfig) -> Result<Arc<GuestModule>> {
-    let engine = runtime::engine()?;
+    let engine = runtime::engine(&config.limits)?;
     let module = GuestModule::load(&engine, &config.module, &config.limits)?;
     dataflow::check_bindings(&module, config)?;
     Ok(module)
@@ -57,7 +57,13 @@ pub fn run_in_process(mut config: JobConfig) -> Result<RunReport> {
     let threads = config.threads;
     let communication = Communication::process(threads)?;
     let stats = dataflow::run_job(config, module, communication, on_fatal)?;
-    Ok(RunReport { stats, elapsed: started.elapsed(), processes: 1, threads, restarts: 0 })
+    Ok(RunReport {
+        stats,
+        elapsed: started.elapsed(),
+        processes: 1,
+        threads,
+        restarts: 0,
+    })
 }
 
 /// Why a group of worker processes stopped early.
@@ -87,7 +93,13 @@ pub fn spawn(mut config: JobConfig) -> Result<RunReport> {
             Ok(stats) => {
                 let (processes, threads) = (config.processes, config.threads);
                 let elapsed = started.elapsed();
-                return Ok(RunReport { stats, elapsed, processes, threads, restarts });
+                return Ok(RunReport {
+                    stats,
+                    elapsed,
+                    processes,
+                    threads,
+                    restarts,
+                });
             }
             Err(GroupFailure::Crashed(cause))
                 if config.persistence.is_some() && restarts < config.max_restarts =>
@@ -120,7 +132,9 @@ fn run_group(config: &JobConfig, interrupted: &AtomicBool) -> Result<JobStats, G
         .with_context(|| format!("cannot write {}", spec.display()));
     written.map_err(failed)?;
     let addresses = free_loopback_addresses(config.processes).map_err(failed)?;
-    let exe = std::env::current_exe().context("cannot find own binary").map_err(failed)?;
+    let exe = std::env::current_exe()
+        .context("cannot find own binary")
+        .map_err(failed)?;
 
     let quiet = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::with_capacity(config.processes);
@@ -185,7 +199,9 @@ fn supervise(
         }
         if let Some((process, status)) = failed {
             // Silence the peers before they notice, then find the root cause.
-            workers.iter().for_each(|w| w.quiet.store(true, Ordering::SeqCst));
+            workers
+                .iter()
+                .for_each(|w| w.quiet.store(true, Ordering::SeqCst));
             let cause = root_cause(run_dir, process, status);
             // Ctrl-C reaches the workers too; then their deaths are not the story.
             if interrupted.load(Ordering::SeqCst) {
@@ -205,7 +221,9 @@ fn root_cause(run_dir: &RunDir, first_failed: usize, status: ExitStatus) -> Grou
     // cannot be mistaken for the cause; give the file a moment in case of a race on exit.
     std::thread::sleep(Duration::from_millis(50));
     if let Some((process, message)) = run_dir.first_error() {
-        return GroupFailure::Failed(anyhow::anyhow!("worker process {process} failed: {message}"));
+        return GroupFailure::Failed(anyhow::anyhow!(
+            "worker process {process} failed: {message}"
+        ));
     }
     use std::os::unix::process::ExitStatusExt;
     GroupFailure::Crashed(match (status.code(), status.signal()) {

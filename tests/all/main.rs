@@ -3,5 +3,7 @@
 
 mod access_log;
 mod bad_input;
+mod persistence;
+mod polyglot;
 mod util;
 mod wordcount;

@@ -31,9 +31,21 @@ pub struct LineSource {
 }
 
 enum Input {
-    File { reader: BufReader<File>, path: PathBuf, offset: u64, follow: bool },
-    Directory { dir: PathBuf, current: Option<(String, BufReader<File>)>, offset: u64 },
-    Stdin { reader: BufReader<io::Stdin>, records: u64 },
+    File {
+        reader: BufReader<File>,
+        path: PathBuf,
+        offset: u64,
+        follow: bool,
+    },
+    Directory {
+        dir: PathBuf,
+        current: Option<(String, BufReader<File>)>,
+        offset: u64,
+    },
+    Stdin {
+        reader: BufReader<io::Stdin>,
+        records: u64,
+    },
 }
 
 impl LineSource {
@@ -48,7 +60,12 @@ impl LineSource {
                 };
                 let reader = open_at(path, offset)?;
                 let follow = matches!(binding, SourceBinding::Tail(_));
-                Input::File { reader, path: path.clone(), offset, follow }
+                Input::File {
+                    reader,
+                    path: path.clone(),
+                    offset,
+                    follow,
+                }
             }
             (SourceBinding::Directory(dir), position) => {
                 let (current, offset) = match position {
@@ -58,26 +75,41 @@ impl LineSource {
                         let reader = open_at(&dir.join(file), *offset)?;
                         (Some((file.clone(), reader)), *offset)
                     }
-                    Some(other) => bail!("snapshot holds {other:?} for directory {}", dir.display()),
+                    Some(other) => {
+                        bail!("snapshot holds {other:?} for directory {}", dir.display())
+                    }
                 };
-                Input::Directory { dir: dir.clone(), current, offset }
+                Input::Directory {
+                    dir: dir.clone(),
+                    current,
+                    offset,
+                }
             }
             (SourceBinding::Stdin, Some(_)) => {
                 bail!("standard input cannot be resumed from a snapshot; bind the source to a file")
             }
-            (SourceBinding::Stdin, None) => {
-                Input::Stdin { reader: BufReader::new(io::stdin()), records: 0 }
-            }
+            (SourceBinding::Stdin, None) => Input::Stdin {
+                reader: BufReader::new(io::stdin()),
+                records: 0,
+            },
         };
-        Ok(Self { input, partial: Vec::new() })
+        Ok(Self {
+            input,
+            partial: Vec::new(),
+        })
     }
 
     /// Where the next read starts.
     pub fn position(&self) -> SourcePosition {
         match &self.input {
             Input::File { offset, .. } => SourcePosition::File { offset: *offset },
-            Input::Directory { current, offset, .. } => SourcePosition::Directory {
-                file: current.as_ref().map(|(name, _)| name.clone()).unwrap_or_default(),
+            Input::Directory {
+                current, offset, ..
+            } => SourcePosition::Directory {
+                file: current
+                    .as_ref()
+                    .map(|(name, _)| name.clone())
+                    .unwrap_or_default(),
                 offset: *offset,
             },
             Input::Stdin { records, .. } => SourcePosition::Stdin { records: *records },
@@ -94,14 +126,23 @@ impl LineSource {
                     count += 1;
                 }
                 None if count > 0 => break,
-                None => return Ok(if self.follows() { Read::Idle } else { Read::Ended }),
+                None => {
+                    return Ok(if self.follows() {
+                        Read::Idle
+                    } else {
+                        Read::Ended
+                    });
+                }
             }
         }
         Ok(Read::Records(count))
     }
 
     fn follows(&self) -> bool {
-        matches!(self.input, Input::File { follow: true, .. } | Input::Directory { .. })
+        matches!(
+            self.input,
+            Input::File { follow: true, .. } | Input::Directory { .. }
+        )
     }
 
     /// The next complete line, advancing the position past it; `None` at the end (for
@@ -109,25 +150,41 @@ impl LineSource {
     fn read_line(&mut self) -> Result<Option<Vec<u8>>> {
         let follows = self.follows();
         loop {
-            let (reader, offset, describe): (&mut dyn BufRead, &mut u64, String) = match &mut self.input {
-                Input::File { reader, path, offset, .. } => (reader, offset, path.display().to_string()),
-                Input::Stdin { reader, records } => {
-                    let mut line = Vec::new();
-                    let read = reader.read_until(b'\n', &mut line).context("cannot read standard input")?;
-                    if read == 0 {
-                        return Ok(None);
+            let (reader, offset, describe): (&mut dyn BufRead, &mut u64, String) =
+                match &mut self.input {
+                    Input::File {
+                        reader,
+                        path,
+                        offset,
+                        ..
+                    } => (reader, offset, path.display().to_string()),
+                    Input::Stdin { reader, records } => {
+                        let mut line = Vec::new();
+                        let read = reader
+                            .read_until(b'\n', &mut line)
+                            .context("cannot read standard input")?;
+                        if read == 0 {
+                            return Ok(None);
+                        }
+                        *records += 1;
+                        return Ok(Some(line));
                     }
-                    *records += 1;
-                    return Ok(Some(line));
-                }
-                Input::Directory { dir, current, offset } => {
-                    if current.is_none() && !advance_directory(dir, current, offset, None)? {
-                        return Ok(None);
+                    Input::Directory {
+                        dir,
+                        current,
+                        offset,
+                    } => {
+                        if current.is_none() && !advance_directory(dir, current, offset, None)? {
+                            return Ok(None);
+                        }
+                        let (name, reader) = current.as_mut().expect("a current file");
+                        (
+                            reader,
+                            offset,
+                            dir.join(name.as_str()).display().to_string(),
+                        )
                     }
-                    let (name, reader) = current.as_mut().expect("a current file");
-                    (reader, offset, dir.join(name.as_str()).display().to_string())
-                }
-            };
+                };
             reader
                 .read_until(b'\n', &mut self.partial)
                 .with_context(|| format!("cannot read {describe}"))?;
@@ -137,7 +194,12 @@ impl LineSource {
                 return Ok(Some(std::mem::take(&mut self.partial)));
             }
             // At the end for now; a directory moves on once a later file exists.
-            if let Input::Directory { dir, current, offset } = &mut self.input {
+            if let Input::Directory {
+                dir,
+                current,
+                offset,
+            } = &mut self.input
+            {
                 let name = current.as_ref().map(|(name, _)| name.clone());
                 if advance_directory(dir, current, offset, name.as_deref())? {
                     // A later file exists, so this one is complete, last line included.
@@ -167,7 +229,9 @@ fn advance_directory(
         .filter(|name| !name.starts_with('.') && after.is_none_or(|after| name.as_str() > after))
         .collect();
     names.sort();
-    let Some(next) = names.into_iter().next() else { return Ok(false) };
+    let Some(next) = names.into_iter().next() else {
+        return Ok(false);
+    };
     let reader = open_at(&dir.join(&next), 0)?;
     *current = Some((next, reader));
     *offset = 0;
@@ -233,7 +297,11 @@ impl LineSink {
             }
             SinkBinding::Stdout => Box::new(BufWriter::new(io::stdout())),
         };
-        Ok(Self { writer, describe: binding.to_string(), length: committed })
+        Ok(Self {
+            writer,
+            describe: binding.to_string(),
+            length: committed,
+        })
     }
 
     pub fn write_record(&mut self, record: &[u8]) -> Result<()> {
@@ -246,7 +314,9 @@ impl LineSink {
     }
 
     pub fn flush(&mut self) -> Result<()> {
-        self.writer.flush().with_context(|| format!("cannot write to {}", self.describe))
+        self.writer
+            .flush()
+            .with_context(|| format!("cannot write to {}", self.describe))
     }
 
     /// Bytes written so far, including what was committed before this run.
@@ -280,7 +350,10 @@ mod tests {
         let position = source.position();
         assert_eq!(position, SourcePosition::File { offset: 5 });
         let mut resumed = LineSource::open(&binding, Some(&position)).unwrap();
-        assert_eq!(read_all(&mut resumed), (vec!["two".into(), "three".into()], Read::Records(2)));
+        assert_eq!(
+            read_all(&mut resumed),
+            (vec!["two".into(), "three".into()], Read::Records(2))
+        );
         assert_eq!(read_all(&mut resumed).1, Read::Ended);
     }
 
@@ -295,7 +368,10 @@ mod tests {
         assert_eq!(source.position(), SourcePosition::File { offset: 2 });
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(b"f\nb\n").unwrap();
-        assert_eq!(read_all(&mut source), (vec!["half".into(), "b".into()], Read::Records(2)));
+        assert_eq!(
+            read_all(&mut source),
+            (vec!["half".into(), "b".into()], Read::Records(2))
+        );
         assert_eq!(source.position(), SourcePosition::File { offset: 9 });
     }
 

@@ -15,8 +15,8 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 
-use super::{Batch, BatchOutput, BatchStream, Counters, PartOutput, PartStream, SnapshotPart};
 use super::WorkerContext;
+use super::{Batch, BatchOutput, BatchStream, Counters, PartOutput, PartStream, SnapshotPart};
 use crate::runtime::{AggregateSpec, Window};
 use crate::state::{WindowedState, snapshot};
 
@@ -64,10 +64,14 @@ pub(super) fn build<'scope>(
             let mut parts = parts.activate();
             input.for_each(|cap, data| {
                 let Some(&time) = cap.least() else { return };
-                let entry = pending.entry(time).or_insert_with(|| (cap.delayed(&time, 0), Vec::new()));
+                let entry = pending
+                    .entry(time)
+                    .or_insert_with(|| (cap.delayed(&time, 0), Vec::new()));
                 entry.1.append(data);
             });
-            let Some((events_cap, parts_cap)) = held.as_mut() else { return };
+            let Some((events_cap, parts_cap)) = held.as_mut() else {
+                return;
+            };
             let frontier = frontiers[0].frontier();
             while let Some(entry) = pending.first_entry() {
                 if frontier.less_equal(entry.key()) {
@@ -83,17 +87,21 @@ pub(super) fn build<'scope>(
                 Some(&next) if next > *parts_cap.time() => Some(next - 1),
                 Some(_) => None,
                 None => {
-                    let output = context.check(aggregate.close(i64::MAX));
-                    if !output.is_empty() {
-                        events.session(&*events_cap).give(context.local_batch(output));
+                    if context.config.input_is_bounded() {
+                        let output = context.check(aggregate.close(i64::MAX));
+                        if !output.is_empty() {
+                            events
+                                .session(&*events_cap)
+                                .give(context.local_batch(output));
+                        }
                     }
                     Some(*parts_cap.time())
                 }
             };
-            if let Some(epoch) = done.filter(|&e| e >= context.first_epoch()) {
-                if let Some(part) = aggregate.save(epoch) {
-                    parts.session(&parts_cap.delayed(&epoch)).give(part);
-                }
+            if let Some(epoch) = done.filter(|&e| e >= context.first_epoch())
+                && let Some(part) = aggregate.save(epoch)
+            {
+                parts.session(&parts_cap.delayed(&epoch)).give(part);
             }
             match frontier.iter().next() {
                 Some(&next) if next > *parts_cap.time() => {
@@ -174,15 +182,21 @@ struct Aggregate {
 impl Aggregate {
     /// Loads this worker's key groups from the snapshot the run resumes from.
     fn restore(&mut self) -> Result<()> {
-        let (Some(persistence), Some(manifest)) =
-            (self.context.persistence.as_ref(), self.context.resumed_manifest())
-        else {
+        let (Some(persistence), Some(manifest)) = (
+            self.context.persistence.as_ref(),
+            self.context.resumed_manifest(),
+        ) else {
             return Ok(());
         };
-        let objects = manifest.operators.get(&self.name).map(Vec::as_slice).unwrap_or_default();
+        let objects = manifest
+            .operators
+            .get(&self.name)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         let groups = self.context.key_groups.range(self.context.index);
-        self.max_time = snapshot::restore_state(&persistence.store, objects, groups, &mut self.state)
-            .with_context(|| format!("cannot restore aggregate `{}`", self.name))?;
+        self.max_time =
+            snapshot::restore_state(&persistence.store, objects, groups, &mut self.state)
+                .with_context(|| format!("cannot restore aggregate `{}`", self.name))?;
         Ok(())
     }
 
@@ -204,11 +218,18 @@ impl Aggregate {
         let (object, bytes) =
             snapshot::encode_state(&self.state, key_groups, groups, path, self.max_time);
         if let Err(error) = persistence.store.put(&object.path, bytes) {
-            tracing::warn!("snapshot of `{}` at epoch {epoch} not written, will retry: {error:#}", self.name);
+            tracing::warn!(
+                "snapshot of `{}` at epoch {epoch} not written, will retry: {error:#}",
+                self.name
+            );
             return None;
         }
         self.unsaved = false;
-        Some(SnapshotPart::State { node: self.name.clone(), worker: worker as u32, object })
+        Some(SnapshotPart::State {
+            node: self.name.clone(),
+            worker: worker as u32,
+            object,
+        })
     }
 
     fn watermark(&self) -> i64 {

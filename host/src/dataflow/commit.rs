@@ -21,40 +21,48 @@ pub(super) fn build(parts: PartStream<'_>, context: &WorkerContext) {
     let mut latest = Latest::default();
     let expected = Expected::of(&context);
     let mut pending: BTreeMap<u64, Vec<SnapshotPart>> = BTreeMap::new();
-    parts.sink(Exchange::new(|_: &SnapshotPart| 0), "commit", move |(input, frontier)| {
-        input.for_each(|cap, data| {
-            if let Some(&time) = cap.least() {
-                pending.entry(time).or_default().append(data);
-            }
-        });
-        let Some(persistence) = context.persistence.as_ref().filter(|_| context.index == 0) else {
-            return;
-        };
-        let frontier = frontier.frontier();
-        let mut complete = None;
-        while let Some(entry) = pending.first_entry() {
-            if frontier.less_equal(entry.key()) {
-                break;
-            }
-            let (epoch, parts) = entry.remove_entry();
-            parts.into_iter().for_each(|part| latest.record(part));
-            if latest.covers(&expected) {
-                complete = Some(epoch);
-            }
-        }
-        if let Some(epoch) = complete {
-            let manifest = latest.manifest(epoch, &context, persistence);
-            match persistence.store.put(&Manifest::path(epoch), manifest.encode()) {
-                Ok(()) => {
-                    tracing::debug!("committed snapshot {epoch}");
-                    collect_garbage(persistence, &manifest);
+    parts.sink(
+        Exchange::new(|_: &SnapshotPart| 0),
+        "commit",
+        move |(input, frontier)| {
+            input.for_each(|cap, data| {
+                if let Some(&time) = cap.least() {
+                    pending.entry(time).or_default().append(data);
                 }
-                Err(error) => {
-                    tracing::warn!("snapshot {epoch} not committed, will retry: {error:#}");
+            });
+            let Some(persistence) = context.persistence.as_ref().filter(|_| context.index == 0)
+            else {
+                return;
+            };
+            let frontier = frontier.frontier();
+            let mut complete = None;
+            while let Some(entry) = pending.first_entry() {
+                if frontier.less_equal(entry.key()) {
+                    break;
+                }
+                let (epoch, parts) = entry.remove_entry();
+                parts.into_iter().for_each(|part| latest.record(part));
+                if latest.covers(&expected) {
+                    complete = Some(epoch);
                 }
             }
-        }
-    });
+            if let Some(epoch) = complete {
+                let manifest = latest.manifest(epoch, &context, persistence);
+                match persistence
+                    .store
+                    .put(&Manifest::path(epoch), manifest.encode())
+                {
+                    Ok(()) => {
+                        tracing::debug!("committed snapshot {epoch}");
+                        collect_garbage(persistence, &manifest);
+                    }
+                    Err(error) => {
+                        tracing::warn!("snapshot {epoch} not committed, will retry: {error:#}");
+                    }
+                }
+            }
+        },
+    );
 }
 
 /// The shares a snapshot needs.
@@ -99,7 +107,11 @@ struct Latest {
 impl Latest {
     fn record(&mut self, part: SnapshotPart) {
         match part {
-            SnapshotPart::State { node, worker, object } => {
+            SnapshotPart::State {
+                node,
+                worker,
+                object,
+            } => {
                 self.states.entry(node).or_default().insert(worker, object);
             }
             SnapshotPart::Source { name, position } => {
@@ -113,12 +125,22 @@ impl Latest {
 
     fn covers(&self, expected: &Expected) -> bool {
         expected.aggregates.iter().all(|node| {
-            self.states.get(node).is_some_and(|workers| workers.len() == expected.workers)
-        }) && expected.sources.iter().all(|s| self.sources.contains_key(s))
+            self.states
+                .get(node)
+                .is_some_and(|workers| workers.len() == expected.workers)
+        }) && expected
+            .sources
+            .iter()
+            .all(|s| self.sources.contains_key(s))
             && expected.sinks.iter().all(|s| self.sinks.contains_key(s))
     }
 
-    fn manifest(&self, epoch: u64, context: &WorkerContext, persistence: &WorkerPersistence) -> Manifest {
+    fn manifest(
+        &self,
+        epoch: u64,
+        context: &WorkerContext,
+        persistence: &WorkerPersistence,
+    ) -> Manifest {
         let config = &context.config;
         Manifest {
             format: FORMAT,
@@ -160,7 +182,13 @@ fn collect_garbage(persistence: &WorkerPersistence, committed: &Manifest) {
             } else {
                 Manifest::read(store, epoch)?
             };
-            referenced.extend(manifest.operators.values().flatten().map(|o| o.path.clone()));
+            referenced.extend(
+                manifest
+                    .operators
+                    .values()
+                    .flatten()
+                    .map(|o| o.path.clone()),
+            );
         }
         for (path, _) in store.list("state")? {
             let epoch = path

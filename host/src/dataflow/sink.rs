@@ -26,7 +26,10 @@ pub(super) fn build<'scope>(
     binding: &SinkBinding,
     is_output: bool,
 ) -> Result<PartStream<'scope>> {
-    let committed = context.resumed_manifest().and_then(|m| m.sinks.get(name)).copied();
+    let committed = context
+        .resumed_manifest()
+        .and_then(|m| m.sinks.get(name))
+        .copied();
     let mut writer = match context.index {
         0 => Some(LineSink::open(binding, committed.unwrap_or(0))?),
         _ => None,
@@ -46,7 +49,9 @@ pub(super) fn build<'scope>(
                     pending.entry(time).or_default().append(data);
                 }
             });
-            let (Some(sink), Some(cap)) = (writer.as_mut(), held.as_mut()) else { return };
+            let (Some(sink), Some(cap)) = (writer.as_mut(), held.as_mut()) else {
+                return;
+            };
             let frontier = frontier.frontier();
             let mut written = 0u64;
             while let Some(entry) = pending.first_entry() {
@@ -76,7 +81,10 @@ pub(super) fn build<'scope>(
                 None => Some(last_written.max(*cap.time())),
             };
             if let Some(epoch) = done.filter(|_| unreported && context.persistence.is_some()) {
-                let part = SnapshotPart::Sink { name: name.clone(), length: sink.length() };
+                let part = SnapshotPart::Sink {
+                    name: name.clone(),
+                    length: sink.length(),
+                };
                 output.session(&cap.delayed(&epoch)).give(part);
                 unreported = false;
             }

@@ -59,7 +59,8 @@ pub(super) fn build<'scope>(
         let mut epoch_start = Instant::now();
         let mut idle_since: Option<Instant> = None;
         move |_frontiers| {
-            let (Some((events_cap, parts_cap)), Some(reader)) = (capability.as_mut(), lines.as_mut())
+            let (Some((events_cap, parts_cap)), Some(reader)) =
+                (capability.as_mut(), lines.as_mut())
             else {
                 return;
             };
@@ -74,7 +75,11 @@ pub(super) fn build<'scope>(
                         Counters::add(&context.counters.events_in, count as u64);
                         let route = (sequence % peers) as u32;
                         sequence += 1;
-                        events.session(&*events_cap).give(Batch { route, max_time: i64::MIN, events: batch });
+                        events.session(&*events_cap).give(Batch {
+                            route,
+                            max_time: i64::MIN,
+                            events: batch,
+                        });
                         epoch_records += count as u64;
                     }
                     Read::Idle => {
@@ -94,7 +99,10 @@ pub(super) fn build<'scope>(
             let epoch_due = epoch_records >= epochs.max_records
                 || (epoch_records > 0 && epoch_start.elapsed() >= epoch_length);
             if epoch_due || ended {
-                let position = SnapshotPart::Source { name: name.clone(), position: reader.position() };
+                let position = SnapshotPart::Source {
+                    name: name.clone(),
+                    position: reader.position(),
+                };
                 parts.session(&*parts_cap).give(position);
             }
             if ended {

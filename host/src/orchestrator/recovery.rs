@@ -22,7 +22,10 @@ pub fn prepare(config: &mut JobConfig, module: &GuestModule) -> Result<()> {
         .with_context(|| format!("cannot reach the persistence location {}", persistence.url))?;
     if persistence.fresh_start {
         delete_all(&store)?;
-        eprintln!("spillway: --fresh-start: deleted the snapshots at {}", persistence.url);
+        eprintln!(
+            "spillway: --fresh-start: deleted the snapshots at {}",
+            persistence.url
+        );
         persistence.fresh_start = false;
         return Ok(());
     }
@@ -31,7 +34,9 @@ pub fn prepare(config: &mut JobConfig, module: &GuestModule) -> Result<()> {
         let manifest = match Manifest::read(&store, epoch) {
             Ok(manifest) => manifest,
             Err(error) => {
-                eprintln!("spillway: warning: snapshot {epoch} is unusable ({error:#}); trying the one before");
+                eprintln!(
+                    "spillway: warning: snapshot {epoch} is unusable ({error:#}); trying the one before"
+                );
                 continue;
             }
         };

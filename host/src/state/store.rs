@@ -54,12 +54,10 @@ impl SnapshotStore {
             }
             let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
             let endpoint = std::env::var("AWS_ENDPOINT_URL").ok();
-            if endpoint
+            // allow_http is a client option: set it with the others, or they reset it.
+            let allow_http = endpoint
                 .as_deref()
-                .is_some_and(|e| e.starts_with("http://"))
-            {
-                builder = builder.with_allow_http(true);
-            }
+                .is_some_and(|e| e.starts_with("http://"));
             if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err()
             {
                 builder = builder.with_region("us-east-1");
@@ -72,6 +70,7 @@ impl SnapshotStore {
                 })
                 .with_client_options(
                     ClientOptions::new()
+                        .with_allow_http(allow_http)
                         .with_timeout(REQUEST_TIMEOUT)
                         .with_connect_timeout(Duration::from_secs(2)),
                 )
