@@ -173,6 +173,9 @@ impl JobArgs {
             fresh_start: self.fresh_start,
             stop_when_idle_ms: self.stop_when_idle_ms,
             max_restarts: self.max_restarts,
+            scaling: false,
+            window_ms: None,
+            max_processes: None,
             base_dir: PathBuf::new(),
         };
         Ok(file.merge(flags))

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_KEY_GROUPS: u32 = 256;
 
 /// Where a source reads from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum SourceBinding {
     /// A text file, one event per line, read to its end.
     File(PathBuf),
@@ -19,12 +19,30 @@ pub enum SourceBinding {
     Tail(PathBuf),
     /// Every file of a directory in name order, then new files as they appear (`dir:PATH`).
     Directory(PathBuf),
+    /// A file's lines replayed at a scheduled rate (`replay:PATH?rate=200@0s,2000@30s`).
+    Replay {
+        path: PathBuf,
+        schedule: crate::connectors::Schedule,
+    },
     /// Standard input, one event per line.
     Stdin,
 }
 
 impl SourceBinding {
     fn parse(name: &str, text: &str, base: &Path) -> Result<Self> {
+        if let Some(rest) = text.strip_prefix("replay:") {
+            let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+            let rate = query.strip_prefix("rate=").with_context(|| {
+                format!("source `{name}`: expected replay:PATH?rate=SCHEDULE (e.g. rate=200@0s,5000@30s)")
+            })?;
+            let schedule = crate::connectors::Schedule::parse(rate)
+                .with_context(|| format!("source `{name}`"))?;
+            let path = base.join(path);
+            if !path.is_file() {
+                bail!("source `{name}`: no such file {}", path.display());
+            }
+            return Ok(Self::Replay { path, schedule });
+        }
         let (kind, path) = match text.split_once(':') {
             Some((kind @ ("tail" | "dir"), path)) => (kind, base.join(path)),
             _ if text == "-" => return Ok(Self::Stdin),
@@ -139,6 +157,15 @@ pub struct Persistence {
     pub fresh_start: bool,
 }
 
+/// How `spawn` changes its process count from the workload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scaling {
+    /// The sliding window the advice is computed over.
+    pub window: std::time::Duration,
+    /// Never more processes than this.
+    pub max_processes: usize,
+}
+
 /// How sources cut their input into batches and epochs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Epochs {
@@ -191,6 +218,10 @@ pub struct JobSettings {
     pub fresh_start: bool,
     pub stop_when_idle_ms: Option<u64>,
     pub max_restarts: Option<u32>,
+    #[serde(default)]
+    pub scaling: bool,
+    pub window_ms: Option<u64>,
+    pub max_processes: Option<usize>,
     /// Directory that relative paths are resolved against (the job file's directory).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -250,6 +281,9 @@ impl JobSettings {
             fresh_start: overrides.fresh_start || self.fresh_start,
             stop_when_idle_ms: overrides.stop_when_idle_ms.or(self.stop_when_idle_ms),
             max_restarts: overrides.max_restarts.or(self.max_restarts),
+            scaling: overrides.scaling || self.scaling,
+            window_ms: overrides.window_ms.or(self.window_ms),
+            max_processes: overrides.max_processes.or(self.max_processes),
             base_dir: overrides.base_dir,
         }
     }
@@ -265,6 +299,22 @@ impl JobSettings {
         if !(1..=65_536).contains(&key_groups) {
             bail!("--key-groups must be between 1 and 65536, not {key_groups}");
         }
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let scaling = if self.scaling {
+            let max_processes = positive("--max-processes", self.max_processes.unwrap_or(cores))?;
+            if max_processes * threads > key_groups as usize {
+                bail!(
+                    "--max-processes {max_processes} × {threads} threads exceed the {key_groups} key groups"
+                );
+            }
+            let window = std::time::Duration::from_millis(self.window_ms.unwrap_or(120_000).max(1));
+            Some(Scaling {
+                window,
+                max_processes,
+            })
+        } else {
+            None
+        };
         let workers = threads * processes;
         if workers > key_groups as usize {
             bail!(
@@ -352,6 +402,7 @@ impl JobSettings {
             max_restarts: self.max_restarts.unwrap_or(5),
             resume: None,
             generation: 0,
+            scaling,
         })
     }
 }
@@ -384,7 +435,7 @@ fn rebase_path(base: &Path, path: &str) -> String {
         return path.to_owned();
     }
     let (kind, rest) = match path.split_once(':') {
-        Some((kind @ ("tail" | "dir"), rest)) => (format!("{kind}:"), rest),
+        Some((kind @ ("tail" | "dir" | "replay"), rest)) => (format!("{kind}:"), rest),
         _ => (String::new(), path),
     };
     format!("{kind}{}", base.join(rest).to_string_lossy())
@@ -447,15 +498,20 @@ pub struct JobConfig {
     pub resume: Option<u64>,
     /// Names this run's state objects apart from earlier runs'; set by the orchestrator.
     pub generation: u64,
+    /// Whether and how `spawn` changes the process count.
+    pub scaling: Option<Scaling>,
 }
 
 impl JobConfig {
     /// Whether the end of the sources is the end of the input. A `tail:` or `dir:` source
     /// that stops when idle only pauses the job: its windows stay open in the snapshot.
     pub fn input_is_bounded(&self) -> bool {
-        self.sources
-            .values()
-            .all(|s| matches!(s, SourceBinding::File(_) | SourceBinding::Stdin))
+        self.sources.values().all(|s| {
+            matches!(
+                s,
+                SourceBinding::File(_) | SourceBinding::Replay { .. } | SourceBinding::Stdin
+            )
+        })
     }
 
     /// Total worker threads across all processes.

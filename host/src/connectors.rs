@@ -2,5 +2,7 @@
 //! of dataflow; the `dataflow` operators drive them.
 
 mod lines;
+mod replay;
 
 pub use lines::{LineSink, LineSource, Read};
+pub use replay::Schedule;

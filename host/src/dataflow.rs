@@ -20,7 +20,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::Capability;
-use timely::dataflow::operators::core::Concatenate;
+use timely::dataflow::operators::core::{Concatenate, Probe};
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{Scope, Stream};
 
@@ -50,9 +50,16 @@ type BatchOutput = OutputBuilder<u64, CapacityContainerBuilder<Vec<Batch>>>;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum SnapshotPart {
     /// An aggregate's state on one worker, written to a state object.
-    State { node: String, worker: u32, object: StateObject },
+    State {
+        node: String,
+        worker: u32,
+        object: StateObject,
+    },
     /// Where a source had read to.
-    Source { name: String, position: SourcePosition },
+    Source {
+        name: String,
+        position: SourcePosition,
+    },
     /// How long a sink's file was.
     Sink { name: String, length: u64 },
 }
@@ -104,6 +111,23 @@ pub struct Counters {
     pub rejected: AtomicU64,
     pub late: AtomicU64,
     pub first_rejection: Mutex<Option<String>>,
+    /// Nanoseconds the worker threads spent in operators, summed over threads.
+    pub busy_ns: AtomicU64,
+    /// How far behind the sources read by this process are (see `telemetry::Sample`).
+    pub backlog: AtomicU64,
+}
+
+/// Adds the time until it is dropped to the process's busy time.
+pub(crate) struct BusyTimer<'a> {
+    started: std::time::Instant,
+    counters: &'a Counters,
+}
+
+impl Drop for BusyTimer<'_> {
+    fn drop(&mut self) {
+        let elapsed = self.started.elapsed().as_nanos() as u64;
+        self.counters.busy_ns.fetch_add(elapsed, Ordering::Relaxed);
+    }
 }
 
 impl Counters {
@@ -156,6 +180,10 @@ pub(crate) struct WorkerContext {
     pub on_fatal: OnFatal,
     pub key_groups: Rc<KeyGroupAssignment>,
     pub persistence: Option<Rc<WorkerPersistence>>,
+    /// The file whose existence asks the job to pause (spawn with scaling only).
+    pub pause_file: Option<std::path::PathBuf>,
+    /// The progress of the last operators, for the sources' backpressure.
+    pub probe: timely::dataflow::ProbeHandle<u64>,
 }
 
 impl WorkerContext {
@@ -167,6 +195,20 @@ impl WorkerContext {
     /// The first epoch of this run: the one after the resumed snapshot's.
     pub fn first_epoch(&self) -> u64 {
         self.resumed_manifest().map_or(0, |m| m.epoch + 1)
+    }
+
+    /// Counts the time until the returned guard drops as busy (for the scaling telemetry).
+    pub fn busy(&self) -> BusyTimer<'_> {
+        BusyTimer {
+            started: std::time::Instant::now(),
+            counters: &self.counters,
+        }
+    }
+
+    /// Whether the orchestrator asked the job to pause (to rescale): then the end of the
+    /// sources is not the end of the input.
+    pub fn pause_requested(&self) -> bool {
+        self.pause_file.as_ref().is_some_and(|path| path.exists())
     }
 
     /// A batch that stays on this worker.
@@ -190,21 +232,23 @@ pub fn run_job(
     config: JobConfig,
     module: Arc<GuestModule>,
     communication: Communication,
+    counters: Arc<Counters>,
+    pause_file: Option<std::path::PathBuf>,
     on_fatal: OnFatal,
 ) -> Result<JobStats> {
     let config = Arc::new(config);
-    let counters = Arc::new(Counters::default());
     let shared = (
         Arc::clone(&config),
         Arc::clone(&module),
         Arc::clone(&counters),
         on_fatal,
+        pause_file,
     );
     let Communication { builders, guard } = communication;
     let worker_config = timely::WorkerConfig::default();
     let guards = timely::execute::execute_from(builders, guard, worker_config, move |worker| {
-        let (config, module, counters, on_fatal) = shared.clone();
-        let guest = GuestInstance::new(Arc::clone(&module), &config.limits);
+        let (config, module, counters, on_fatal, pause_file) = shared.clone();
+        let guest = GuestInstance::for_worker(Arc::clone(&module), &config.limits, worker.index());
         let guest = guest.unwrap_or_else(|error| on_fatal.fail(error));
         let key_groups = KeyGroupAssignment::new(config.key_groups, config.workers());
         let persistence = open_persistence(&config, &module);
@@ -218,6 +262,8 @@ pub fn run_job(
             counters,
             on_fatal,
             key_groups: Rc::new(key_groups),
+            pause_file,
+            probe: timely::dataflow::ProbeHandle::new(),
         };
         worker.dataflow::<u64, _, _>(|scope| {
             let built = build(scope, &context);
@@ -232,8 +278,13 @@ pub fn run_job(
 }
 
 /// Opens this worker's connection to the snapshot store and reads the resumed manifest.
-fn open_persistence(config: &JobConfig, module: &GuestModule) -> Result<Option<Rc<WorkerPersistence>>> {
-    let Some(persistence) = &config.persistence else { return Ok(None) };
+fn open_persistence(
+    config: &JobConfig,
+    module: &GuestModule,
+) -> Result<Option<Rc<WorkerPersistence>>> {
+    let Some(persistence) = &config.persistence else {
+        return Ok(None);
+    };
     let store = SnapshotStore::open(&persistence.url)?;
     let resumed = match config.resume {
         Some(epoch) => Some(Manifest::read(&store, epoch)?),
@@ -318,7 +369,11 @@ fn build<'scope>(scope: Scope<'scope, u64>, context: &WorkerContext) -> Result<(
     let mut source_count = 0;
     for (index, node) in graph.nodes.iter().enumerate() {
         let index = index as u32;
-        let input = || streams[node.inputs[0] as usize].clone().context("input is a sink");
+        let input = || {
+            streams[node.inputs[0] as usize]
+                .clone()
+                .context("input is a sink")
+        };
         let stream = match &node.op {
             Operator::Source(name) => {
                 let binding = &context.config.sources[name];
@@ -339,7 +394,10 @@ fn build<'scope>(scope: Scope<'scope, u64>, context: &WorkerContext) -> Result<(
                 Some(output)
             }
             Operator::Sink(name) => {
-                sinks.entry(name.clone()).or_insert_with(Vec::new).push(input()?);
+                sinks
+                    .entry(name.clone())
+                    .or_insert_with(Vec::new)
+                    .push(input()?);
                 None
             }
         };
@@ -347,14 +405,27 @@ fn build<'scope>(scope: Scope<'scope, u64>, context: &WorkerContext) -> Result<(
     }
     for (name, inputs) in sinks {
         let binding = context.config.sinks[&name].clone();
-        parts.push(sink::build(scope.concatenate(inputs), context, &name, &binding, true)?);
+        parts.push(sink::build(
+            scope.concatenate(inputs),
+            context,
+            &name,
+            &binding,
+            true,
+        )?);
     }
     if let Some(binding) = context.config.dead_letter.clone() {
         let stream = scope.concatenate(rejected);
-        parts.push(sink::build(stream, context, sink::DEAD_LETTER, &binding, false)?);
+        parts.push(sink::build(
+            stream,
+            context,
+            sink::DEAD_LETTER,
+            &binding,
+            false,
+        )?);
     }
+    let parts = scope.concatenate(parts).probe_with(&context.probe);
     if context.persistence.is_some() {
-        commit::build(scope.concatenate(parts), context);
+        commit::build(parts, context);
     }
     Ok(())
 }

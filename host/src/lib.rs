@@ -31,3 +31,4 @@ pub mod dataflow;
 pub mod orchestrator;
 pub mod runtime;
 pub mod state;
+pub mod telemetry;

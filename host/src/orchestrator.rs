@@ -5,9 +5,11 @@
 
 mod mesh;
 mod recovery;
+mod scaling;
 mod worker;
 
 pub use mesh::Communication;
+pub use scaling::Rescale;
 pub use worker::{WorkerArgs, run_worker};
 
 use std::io::{BufRead, BufReader};
@@ -38,6 +40,8 @@ pub struct RunReport {
     pub threads: usize,
     /// Times crashed workers were restarted from a snapshot.
     pub restarts: u32,
+    /// Times the job changed its process count.
+    pub rescales: u32,
 }
 
 /// Loads and checks the pipeline, and checks the job's bindings against its graph.
@@ -56,14 +60,36 @@ pub fn run_in_process(mut config: JobConfig) -> Result<RunReport> {
     let on_fatal = OnFatal::new(|error| eprintln!("error: {error:#}"));
     let threads = config.threads;
     let communication = Communication::process(threads)?;
-    let stats = dataflow::run_job(config, module, communication, on_fatal)?;
+    let counters = Arc::new(dataflow::Counters::default());
+    let stats = dataflow::run_job(config, module, communication, counters, None, on_fatal)?;
     Ok(RunReport {
         stats,
         elapsed: started.elapsed(),
         processes: 1,
         threads,
         restarts: 0,
+        rescales: 0,
     })
+}
+
+/// Appends a rescale to `scaling-history.jsonl` at the persistence location.
+fn record_rescale(config: &JobConfig, rescale: &Rescale) {
+    let Some(persistence) = &config.persistence else {
+        return;
+    };
+    let result = (|| -> Result<()> {
+        let store = crate::state::SnapshotStore::open(&persistence.url)?;
+        let mut history = store
+            .get(scaling::HISTORY)
+            .map(|b| b.to_vec())
+            .unwrap_or_default();
+        history.extend_from_slice(&serde_json::to_vec(rescale)?);
+        history.push(b'\n');
+        store.put(scaling::HISTORY, history.into())
+    })();
+    if let Err(error) = result {
+        eprintln!("spillway: warning: cannot record the rescale in the history: {error:#}");
+    }
 }
 
 /// Why a group of worker processes stopped early.
@@ -87,10 +113,29 @@ pub fn spawn(mut config: JobConfig) -> Result<RunReport> {
     // A second handler cannot be installed in the same process (tests call spawn twice).
     let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
     let mut restarts = 0;
+    let mut rescales = 0;
+    if let Some(scaling) = &config.scaling {
+        if scaling.window < Duration::from_secs(20) {
+            eprintln!(
+                "spillway: warning: a scaling window under 20 s judges the load on little evidence"
+            );
+        }
+        if config.persistence.is_none() {
+            eprintln!(
+                "spillway: warning: scaling without --persistence restarts the job from the \
+                 beginning at every rescale"
+            );
+        }
+    }
     loop {
         recovery::prepare(&mut config, &module)?;
-        match run_group(&config, &interrupted) {
-            Ok(stats) => {
+        match run_group(&config, &interrupted, config.scaling.as_ref()) {
+            Ok(GroupOutcome::Rescaled(rescale)) => {
+                config.processes = rescale.to;
+                rescales += 1;
+                record_rescale(&config, &rescale);
+            }
+            Ok(GroupOutcome::Finished(stats)) => {
                 let (processes, threads) = (config.processes, config.threads);
                 let elapsed = started.elapsed();
                 return Ok(RunReport {
@@ -99,6 +144,7 @@ pub fn spawn(mut config: JobConfig) -> Result<RunReport> {
                     processes,
                     threads,
                     restarts,
+                    rescales,
                 });
             }
             Err(GroupFailure::Crashed(cause))
@@ -122,7 +168,11 @@ pub fn spawn(mut config: JobConfig) -> Result<RunReport> {
 }
 
 /// Starts the worker processes once and waits for them.
-fn run_group(config: &JobConfig, interrupted: &AtomicBool) -> Result<JobStats, GroupFailure> {
+fn run_group(
+    config: &JobConfig,
+    interrupted: &AtomicBool,
+    scaling: Option<&crate::config::Scaling>,
+) -> Result<GroupOutcome, GroupFailure> {
     let failed = GroupFailure::Failed;
     let run_dir = RunDir::create().map_err(failed)?;
     let spec = run_dir.path.join("job.json");
@@ -156,7 +206,8 @@ fn run_group(config: &JobConfig, interrupted: &AtomicBool) -> Result<JobStats, G
         workers.push(WorkerProcess::new(process, child, Arc::clone(&quiet)));
     }
 
-    let outcome = supervise(&mut workers, interrupted, &run_dir);
+    let mut scaler = scaling.map(|s| scaling::Scaler::new(s, config.processes));
+    let outcome = supervise(&mut workers, interrupted, &run_dir, scaler.as_mut());
     quiet.store(true, Ordering::SeqCst);
     for worker in &mut workers {
         worker.stop();
@@ -170,7 +221,17 @@ fn run_group(config: &JobConfig, interrupted: &AtomicBool) -> Result<JobStats, G
             .and_then(|text| Ok(serde_json::from_slice(&text)?));
         stats.merge(read.map_err(failed)?);
     }
-    Ok(stats)
+    Ok(match scaler.and_then(|s| s.decision().cloned()) {
+        Some(rescale) => GroupOutcome::Rescaled(rescale),
+        None => GroupOutcome::Finished(stats),
+    })
+}
+
+/// How a group of worker processes ended well.
+enum GroupOutcome {
+    Finished(JobStats),
+    /// Paused with a final snapshot, to restart with another process count.
+    Rescaled(Rescale),
 }
 
 /// Waits for every worker to succeed, or for the first failure or an interrupt.
@@ -178,6 +239,7 @@ fn supervise(
     workers: &mut [WorkerProcess],
     interrupted: &AtomicBool,
     run_dir: &RunDir,
+    mut scaler: Option<&mut scaling::Scaler>,
 ) -> Result<(), GroupFailure> {
     let stopped = |count: usize| {
         let message = format!("interrupted; stopped all {count} worker processes");
@@ -188,12 +250,17 @@ fn supervise(
         if interrupted.load(Ordering::SeqCst) {
             return Err(stopped(workers.len()));
         }
+        if let Some(scaler) = scaler.as_deref_mut() {
+            scaler.poll(&run_dir.path);
+        }
+        let pausing = requested_exit_code(&run_dir.path);
         running = 0;
         let mut failed = None;
         for worker in workers.iter_mut() {
             match worker.poll().map_err(GroupFailure::Failed)? {
                 None => running += 1,
                 Some(status) if status.success() => {}
+                Some(status) if pausing.is_some() && status.code() == pausing => {}
                 Some(status) => failed = failed.or(Some((worker.process, status))),
             }
         }
@@ -359,6 +426,26 @@ fn stats_file(run_dir: &Path, process: usize) -> PathBuf {
 
 fn error_file(run_dir: &Path, process: usize) -> PathBuf {
     run_dir.join(format!("error-{process}"))
+}
+
+fn telemetry_file(run_dir: &Path, process: usize) -> PathBuf {
+    run_dir.join(format!("telemetry-{process}.json"))
+}
+
+/// How often workers write their telemetry sample.
+const TELEMETRY_EVERY: Duration = Duration::from_millis(250);
+
+/// The file whose existence asks the workers to pause; it holds the exit code to use.
+fn pause_file(run_dir: &Path) -> PathBuf {
+    run_dir.join("pause")
+}
+
+fn requested_exit_code(run_dir: &Path) -> Option<i32> {
+    std::fs::read_to_string(pause_file(run_dir))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Picks `count` free ports on 127.0.0.1 for the workers to listen on.

@@ -140,7 +140,7 @@ fn print_manifest(m: &Manifest) {
     }
     for (name, position) in &m.sources {
         let at = match position {
-            SourcePosition::File { offset } => format!("byte {offset}"),
+            SourcePosition::File { offset, lines } => format!("byte {offset} (line {lines})"),
             SourcePosition::Directory { file, offset } => format!("file {file}, byte {offset}"),
             SourcePosition::Stdin { records } => format!("{records} lines of standard input"),
         };

@@ -28,6 +28,8 @@ pub struct LineSource {
     input: Input,
     /// Bytes of a line read so far, waiting for its newline (followed inputs only).
     partial: Vec<u8>,
+    /// Lines consumed from a file since the job began (resumed from the snapshot).
+    lines: u64,
 }
 
 enum Input {
@@ -52,10 +54,15 @@ impl LineSource {
     /// Opens `binding`, positioned at `from` when resuming.
     pub fn open(binding: &SourceBinding, from: Option<&SourcePosition>) -> Result<Self> {
         let input = match (binding, from) {
-            (SourceBinding::File(path) | SourceBinding::Tail(path), position) => {
+            (
+                SourceBinding::File(path)
+                | SourceBinding::Tail(path)
+                | SourceBinding::Replay { path, .. },
+                position,
+            ) => {
                 let offset = match position {
                     None => 0,
-                    Some(SourcePosition::File { offset }) => *offset,
+                    Some(SourcePosition::File { offset, .. }) => *offset,
                     Some(other) => bail!("snapshot holds {other:?} for file {}", path.display()),
                 };
                 let reader = open_at(path, offset)?;
@@ -93,16 +100,24 @@ impl LineSource {
                 records: 0,
             },
         };
+        let lines = match from {
+            Some(SourcePosition::File { lines, .. }) => *lines,
+            _ => 0,
+        };
         Ok(Self {
             input,
             partial: Vec::new(),
+            lines,
         })
     }
 
     /// Where the next read starts.
     pub fn position(&self) -> SourcePosition {
         match &self.input {
-            Input::File { offset, .. } => SourcePosition::File { offset: *offset },
+            Input::File { offset, .. } => SourcePosition::File {
+                offset: *offset,
+                lines: self.lines,
+            },
             Input::Directory {
                 current, offset, ..
             } => SourcePosition::Directory {
@@ -116,6 +131,32 @@ impl LineSource {
         }
     }
 
+    /// Lines consumed from a file since the job began.
+    pub fn lines(&self) -> u64 {
+        self.lines
+    }
+
+    /// Lines of the current file not read yet, estimated from the bytes left and the mean
+    /// line length so far (0 for standard input).
+    pub fn unread_lines(&self) -> u64 {
+        let (path, offset) = match &self.input {
+            Input::File { path, offset, .. } => (path.clone(), *offset),
+            Input::Directory {
+                dir,
+                current: Some((name, _)),
+                offset,
+            } => (dir.join(name), *offset),
+            _ => return 0,
+        };
+        let unread = std::fs::metadata(path).map_or(0, |m| m.len().saturating_sub(offset));
+        let mean_line = if self.lines > 0 && offset > 0 {
+            (offset / self.lines).max(1)
+        } else {
+            100
+        };
+        unread.div_ceil(mean_line)
+    }
+
     /// Appends up to `max` lines to `batch` as events (no key, time 0).
     pub fn read_batch(&mut self, max: usize, batch: &mut Vec<u8>) -> Result<Read> {
         let mut count = 0;
@@ -124,6 +165,7 @@ impl LineSource {
                 Some(line) => {
                     spillway_frame::write_event(batch, None, 0, trim_newline(&line));
                     count += 1;
+                    self.lines += 1;
                 }
                 None if count > 0 => break,
                 None => {
@@ -348,7 +390,13 @@ mod tests {
         let mut batch = Vec::new();
         assert_eq!(source.read_batch(1, &mut batch).unwrap(), Read::Records(1));
         let position = source.position();
-        assert_eq!(position, SourcePosition::File { offset: 5 });
+        assert_eq!(
+            position,
+            SourcePosition::File {
+                offset: 5,
+                lines: 1
+            }
+        );
         let mut resumed = LineSource::open(&binding, Some(&position)).unwrap();
         assert_eq!(
             read_all(&mut resumed),
@@ -365,14 +413,26 @@ mod tests {
         let mut source = LineSource::open(&SourceBinding::Tail(path.clone()), None).unwrap();
         assert_eq!(read_all(&mut source), (vec!["a".into()], Read::Records(1)));
         assert_eq!(read_all(&mut source).1, Read::Idle);
-        assert_eq!(source.position(), SourcePosition::File { offset: 2 });
+        assert_eq!(
+            source.position(),
+            SourcePosition::File {
+                offset: 2,
+                lines: 1
+            }
+        );
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(b"f\nb\n").unwrap();
         assert_eq!(
             read_all(&mut source),
             (vec!["half".into(), "b".into()], Read::Records(2))
         );
-        assert_eq!(source.position(), SourcePosition::File { offset: 9 });
+        assert_eq!(
+            source.position(),
+            SourcePosition::File {
+                offset: 9,
+                lines: 3
+            }
+        );
     }
 
     #[test]

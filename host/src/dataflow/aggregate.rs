@@ -60,6 +60,7 @@ pub(super) fn build<'scope>(
         // Kept at the input frontier, to emit at the end of the input and to report state.
         let mut held = Some((capabilities.remove(0), capabilities.remove(0)));
         move |frontiers| {
+            let _busy = context.busy();
             let mut events = events.activate();
             let mut parts = parts.activate();
             input.for_each(|cap, data| {
@@ -87,7 +88,7 @@ pub(super) fn build<'scope>(
                 Some(&next) if next > *parts_cap.time() => Some(next - 1),
                 Some(_) => None,
                 None => {
-                    if context.config.input_is_bounded() {
+                    if context.config.input_is_bounded() && !context.pause_requested() {
                         let output = context.check(aggregate.close(i64::MAX));
                         if !output.is_empty() {
                             events
@@ -131,6 +132,7 @@ fn route_by_key<'scope>(
         let peers = context.config.workers();
         let mut outgoing: Vec<Vec<u8>> = vec![Vec::new(); peers];
         move |input, output| {
+            let _busy = context.busy();
             input.for_each(|cap, data| {
                 let cap = cap.retain_least(0).expect("batches carry a time");
                 let mut session = output.session(&cap);

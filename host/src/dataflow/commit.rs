@@ -25,6 +25,7 @@ pub(super) fn build(parts: PartStream<'_>, context: &WorkerContext) {
         Exchange::new(|_: &SnapshotPart| 0),
         "commit",
         move |(input, frontier)| {
+            let _busy = context.busy();
             input.for_each(|cap, data| {
                 if let Some(&time) = cap.least() {
                     pending.entry(time).or_default().append(data);

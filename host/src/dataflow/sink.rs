@@ -44,6 +44,7 @@ pub(super) fn build<'scope>(
         let mut unreported = true;
         let mut last_written = 0;
         move |(input, frontier), output| {
+            let _busy = context.busy();
             input.for_each(|cap, data| {
                 if let Some(&time) = cap.least() {
                     pending.entry(time).or_default().append(data);

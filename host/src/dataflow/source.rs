@@ -2,6 +2,7 @@
 //! deals the batches round-robin to all workers. At the end of each epoch it reports its
 //! read position for the snapshot of that epoch.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -15,8 +16,10 @@ use crate::connectors::{LineSource, Read};
 
 /// Batches read per activation before yielding to the other operators.
 const BATCHES_PER_ACTIVATION: usize = 16;
-/// How often a followed source looks for new data.
-const POLL_EVERY: Duration = Duration::from_millis(20);
+/// How often a followed or paced source looks for new data.
+const POLL_EVERY: Duration = Duration::from_millis(5);
+/// How often a file source measures how much of its file is unread.
+const BACKLOG_EVERY: Duration = Duration::from_millis(100);
 
 /// Builds source `name`, read by worker `reader`; every other worker's instance is empty.
 pub(super) fn build<'scope>(
@@ -39,6 +42,10 @@ pub(super) fn build<'scope>(
     let idle_limit = context.config.stop_when_idle_ms.map(Duration::from_millis);
     let peers = scope.peers() as u64;
     let first_epoch = context.first_epoch();
+    let schedule = match binding {
+        SourceBinding::Replay { schedule, .. } => Some(schedule.clone()),
+        _ => None,
+    };
 
     let mut builder = OperatorBuilder::new(format!("source {name}"), scope);
     let info = builder.operator_info();
@@ -58,7 +65,16 @@ pub(super) fn build<'scope>(
         let mut epoch_records = 0u64;
         let mut epoch_start = Instant::now();
         let mut idle_since: Option<Instant> = None;
+        let mut backlog_checked = Instant::now() - BACKLOG_EVERY;
+        // A replay's schedule continues from the lines already emitted before a restart.
+        let schedule_origin = lines.as_ref().map(|reader| {
+            Instant::now()
+                - schedule
+                    .as_ref()
+                    .map_or(Duration::ZERO, |s| s.time_of(reader.lines()))
+        });
         move |_frontiers| {
+            let _busy = context.busy();
             let (Some((events_cap, parts_cap)), Some(reader)) =
                 (capability.as_mut(), lines.as_mut())
             else {
@@ -66,20 +82,53 @@ pub(super) fn build<'scope>(
             };
             let mut events = events.activate();
             let mut parts = parts.activate();
-            let mut ended = false;
+            let epoch = *events_cap.time();
+            // Backpressure: wait while the last operators are more than an epoch behind.
+            if epoch > first_epoch + 1 && context.probe.less_than(&(epoch - 1)) {
+                activator.activate_after(Duration::from_millis(1));
+                return;
+            }
+            // How many lines a replay schedule allows now, and how far behind it is.
+            let allowed = match (&schedule, schedule_origin) {
+                (Some(schedule), Some(origin)) => {
+                    let due = schedule.due(origin.elapsed());
+                    let behind = due.saturating_sub(reader.lines());
+                    context.counters.backlog.store(behind, Ordering::Relaxed);
+                    behind
+                }
+                _ => u64::MAX,
+            };
+            if schedule.is_none() && backlog_checked.elapsed() >= BACKLOG_EVERY {
+                context
+                    .counters
+                    .backlog
+                    .store(reader.unread_lines(), Ordering::Relaxed);
+                backlog_checked = Instant::now();
+            }
+            let pause = context.pause_requested();
+            let mut ended = pause;
+            let mut budget = allowed;
             for _ in 0..BATCHES_PER_ACTIVATION {
+                if pause || budget == 0 {
+                    break;
+                }
                 let mut batch = Vec::new();
-                match context.check(reader.read_batch(epochs.batch_size, &mut batch)) {
+                let want = epochs
+                    .batch_size
+                    .min(budget.min(usize::MAX as u64) as usize);
+                match context.check(reader.read_batch(want, &mut batch)) {
                     Read::Records(count) => {
                         idle_since = None;
+                        budget -= count as u64;
                         Counters::add(&context.counters.events_in, count as u64);
                         let route = (sequence % peers) as u32;
                         sequence += 1;
-                        events.session(&*events_cap).give(Batch {
+                        let batch = Batch {
                             route,
                             max_time: i64::MIN,
                             events: batch,
-                        });
+                        };
+                        events.session(&*events_cap).give(batch);
                         epoch_records += count as u64;
                     }
                     Read::Idle => {
@@ -106,6 +155,7 @@ pub(super) fn build<'scope>(
                 parts.session(&*parts_cap).give(position);
             }
             if ended {
+                context.counters.backlog.store(0, Ordering::Relaxed);
                 capability = None;
                 lines = None;
                 return;
@@ -116,7 +166,7 @@ pub(super) fn build<'scope>(
                 epoch_records = 0;
                 epoch_start = Instant::now();
             }
-            if idle_since.is_some() {
+            if idle_since.is_some() || budget == 0 {
                 activator.activate_after(POLL_EVERY);
             } else {
                 activator.activate();

@@ -42,6 +42,7 @@ pub(super) fn build<'scope>(
     let context = context.clone();
     builder.build(move |_capabilities| {
         move |_frontiers| {
+            let _busy = context.busy();
             let mut output = output.activate();
             let mut rejects = rejects.activate();
             input.for_each(|cap, data| {

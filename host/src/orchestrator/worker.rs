@@ -4,9 +4,16 @@
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
 use super::{Communication, EXIT_FAILED, EXIT_PEER_LOST, error_file, stats_file};
+use super::{TELEMETRY_EVERY, pause_file, requested_exit_code, telemetry_file};
 use crate::config::JobConfig;
+use crate::dataflow::Counters;
 use crate::dataflow::{self, OnFatal};
+use crate::telemetry::Sample;
 
 /// Where a worker finds its job and its peers.
 #[derive(Debug, Clone)]
@@ -39,16 +46,58 @@ pub fn run_worker(args: WorkerArgs) -> Result<()> {
         let config: JobConfig = serde_json::from_slice(&text).context("invalid job spec")?;
         let module = super::load_pipeline(&config)?;
         let communication = Communication::cluster(&args.addresses, process, config.threads)?;
-        dataflow::run_job(config, module, communication, on_fatal.clone())
+        let counters = Arc::new(Counters::default());
+        report_telemetry(&run_dir, process, config.threads, Arc::clone(&counters));
+        let pause = Some(pause_file(&run_dir));
+        dataflow::run_job(
+            config,
+            module,
+            communication,
+            counters,
+            pause,
+            on_fatal.clone(),
+        )
     })();
     match result {
         Ok(stats) => {
             let path = stats_file(&run_dir, process);
             std::fs::write(&path, serde_json::to_vec(&stats)?)
-                .with_context(|| format!("cannot write {}", path.display()))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            // Paused to rescale: exit with the code the orchestrator asked for.
+            if let Some(code) = requested_exit_code(&run_dir) {
+                std::process::exit(code);
+            }
+            Ok(())
         }
         Err(error) => on_fatal.fail(error),
     }
+}
+
+/// Writes this process's telemetry sample to the run directory a few times a second.
+fn report_telemetry(run_dir: &Path, process: usize, threads: usize, counters: Arc<Counters>) {
+    let path = telemetry_file(run_dir, process);
+    let started = Instant::now();
+    std::thread::spawn(move || {
+        let staging = path.with_extension("tmp");
+        loop {
+            let sample = Sample {
+                at_ms: started.elapsed().as_millis() as u64,
+                threads,
+                busy_ns: counters.busy_ns.load(Ordering::Relaxed),
+                events_in: counters.events_in.load(Ordering::Relaxed),
+                backlog: counters.backlog.load(Ordering::Relaxed),
+            };
+            let json = serde_json::to_vec(&sample).expect("samples serialise");
+            // Written aside and renamed, so the orchestrator never reads half a sample.
+            if std::fs::write(&staging, json)
+                .and_then(|()| std::fs::rename(&staging, &path))
+                .is_err()
+            {
+                return;
+            }
+            std::thread::sleep(TELEMETRY_EVERY);
+        }
+    });
 }
 
 /// Turns the panics of timely's network threads, which follow a peer's death, into one

@@ -32,8 +32,12 @@ pub fn checksum(bytes: &[u8]) -> String {
 /// Where a source had read to at the end of an epoch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SourcePosition {
-    /// Bytes consumed from a file (whole lines only).
-    File { offset: u64 },
+    /// Bytes consumed from a file (whole lines only), and how many lines that is.
+    File {
+        offset: u64,
+        #[serde(default)]
+        lines: u64,
+    },
     /// In a directory read in name order: every file before `file` is done, and `offset`
     /// bytes of `file` are consumed.
     Directory { file: String, offset: u64 },
