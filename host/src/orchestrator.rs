@@ -114,6 +114,7 @@ pub fn spawn(mut config: JobConfig) -> Result<RunReport> {
     let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
     let mut restarts = 0;
     let mut rescales = 0;
+    let mut paused_since = None;
     if let Some(scaling) = &config.scaling {
         if scaling.window < Duration::from_secs(20) {
             eprintln!(
@@ -129,8 +130,14 @@ pub fn spawn(mut config: JobConfig) -> Result<RunReport> {
     }
     loop {
         recovery::prepare(&mut config, &module)?;
-        match run_group(&config, &interrupted, config.scaling.as_ref()) {
-            Ok(GroupOutcome::Rescaled(rescale)) => {
+        match run_group(
+            &config,
+            &interrupted,
+            config.scaling.as_ref(),
+            paused_since.take(),
+        ) {
+            Ok(GroupOutcome::Rescaled(rescale, decided_at)) => {
+                paused_since = Some(decided_at);
                 config.processes = rescale.to;
                 rescales += 1;
                 record_rescale(&config, &rescale);
@@ -172,6 +179,7 @@ fn run_group(
     config: &JobConfig,
     interrupted: &AtomicBool,
     scaling: Option<&crate::config::Scaling>,
+    paused_since: Option<Instant>,
 ) -> Result<GroupOutcome, GroupFailure> {
     let failed = GroupFailure::Failed;
     let run_dir = RunDir::create().map_err(failed)?;
@@ -206,7 +214,7 @@ fn run_group(
         workers.push(WorkerProcess::new(process, child, Arc::clone(&quiet)));
     }
 
-    let mut scaler = scaling.map(|s| scaling::Scaler::new(s, config.processes));
+    let mut scaler = scaling.map(|s| scaling::Scaler::new(s, config.processes, paused_since));
     let outcome = supervise(&mut workers, interrupted, &run_dir, scaler.as_mut());
     quiet.store(true, Ordering::SeqCst);
     for worker in &mut workers {
@@ -221,8 +229,8 @@ fn run_group(
             .and_then(|text| Ok(serde_json::from_slice(&text)?));
         stats.merge(read.map_err(failed)?);
     }
-    Ok(match scaler.and_then(|s| s.decision().cloned()) {
-        Some(rescale) => GroupOutcome::Rescaled(rescale),
+    Ok(match scaler.and_then(|s| s.decision()) {
+        Some((rescale, decided_at)) => GroupOutcome::Rescaled(rescale, decided_at),
         None => GroupOutcome::Finished(stats),
     })
 }
@@ -230,8 +238,8 @@ fn run_group(
 /// How a group of worker processes ended well.
 enum GroupOutcome {
     Finished(JobStats),
-    /// Paused with a final snapshot, to restart with another process count.
-    Rescaled(Rescale),
+    /// Paused with a final snapshot, to restart with another process count; when decided.
+    Rescaled(Rescale, Instant),
 }
 
 /// Waits for every worker to succeed, or for the first failure or an interrupt.

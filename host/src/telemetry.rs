@@ -84,6 +84,11 @@ impl Window {
         }
     }
 
+    /// The newest sample of `process`.
+    pub fn latest(&self, process: usize) -> Option<&Sample> {
+        self.samples.get(process)?.back()
+    }
+
     /// Whether every process has been observed for a whole window.
     pub fn is_full(&self) -> bool {
         let length = self.length.as_millis() as u64;

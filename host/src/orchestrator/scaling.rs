@@ -34,18 +34,24 @@ pub struct Scaler {
     window: Window,
     last_sample: Instant,
     decided: Option<Rescale>,
+    decided_at: Option<Instant>,
     status_line: bool,
+    /// When the previous group decided to rescale, until this group processes its first
+    /// records: the rescale pause.
+    paused_since: Option<Instant>,
 }
 
 impl Scaler {
-    pub fn new(scaling: &Scaling, processes: usize) -> Self {
+    pub fn new(scaling: &Scaling, processes: usize, paused_since: Option<Instant>) -> Self {
         Self {
             scaling: scaling.clone(),
             processes,
             window: Window::new(processes, scaling.window),
             last_sample: Instant::now(),
             decided: None,
+            decided_at: None,
             status_line: std::io::stderr().is_terminal(),
+            paused_since,
         }
     }
 
@@ -60,6 +66,18 @@ impl Scaler {
             let sample = std::fs::read(telemetry_file(run_dir, process)).ok();
             if let Some(sample) = sample.and_then(|s| serde_json::from_slice::<Sample>(&s).ok()) {
                 self.window.record(process, sample);
+            }
+        }
+        if let Some(since) = self.paused_since {
+            let running =
+                (0..self.processes).any(|p| self.window.latest(p).is_some_and(|s| s.events_in > 0));
+            if running {
+                eprintln!(
+                    "spillway: rescale pause {} ms (decision → first records processed by {} processes)",
+                    since.elapsed().as_millis(),
+                    self.processes
+                );
+                self.paused_since = None;
             }
         }
         let advice = self.window.advise()?;
@@ -89,12 +107,13 @@ impl Scaler {
             return None;
         }
         self.decided = Some(rescale);
+        self.decided_at = Some(Instant::now());
         self.decided.as_ref()
     }
 
-    /// The decision taken, if any.
-    pub fn decision(&self) -> Option<&Rescale> {
-        self.decided.as_ref()
+    /// The decision taken, if any, and when.
+    pub fn decision(&self) -> Option<(Rescale, Instant)> {
+        Some((self.decided.clone()?, self.decided_at?))
     }
 
     fn show_status(&self, advice: &Advice) {
