@@ -1,23 +1,38 @@
 //! `spillway inspect`: validate a component and print its graph.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Args;
 
-use crate::config::Limits;
+use crate::config::{self, Limits};
 use crate::runtime::{self, GuestModule, Operator, Window};
 
 #[derive(Debug, Args)]
 pub struct InspectCommand {
     /// The pipeline component (.wasm).
     pipeline: PathBuf,
+    /// Largest accepted pipeline file, in MiB [default: 64].
+    #[arg(long, value_name = "MIB")]
+    max_module_mib: Option<u64>,
+    /// Compiled-module cache directory, or `off` [default: $XDG_CACHE_HOME/spillway or
+    /// ~/.cache/spillway].
+    #[arg(long, value_name = "DIR", env = "SPILLWAY_COMPILE_CACHE")]
+    compile_cache: Option<String>,
 }
 
 impl InspectCommand {
     pub fn execute(self) -> Result<()> {
-        let engine = runtime::engine()?;
-        let module = GuestModule::load(&engine, &self.pipeline, &Limits::default())?;
+        let defaults = Limits::default();
+        let limits = Limits {
+            max_module_bytes: self
+                .max_module_mib
+                .map_or(defaults.max_module_bytes, |m| m << 20),
+            compile_cache: config::compile_cache_dir(self.compile_cache.as_deref(), Path::new("")),
+            ..defaults
+        };
+        let engine = runtime::engine(&limits)?;
+        let module = GuestModule::load(&engine, &self.pipeline, &limits)?;
         println!(
             "{}: a valid spillway:pipeline component",
             module.path().display()

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use wasmtime::Engine;
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::Linker;
 
 use super::{Graph, GuestInstance, GuestState, Operator, PipelinePre};
 use crate::config::Limits;
@@ -60,10 +60,34 @@ impl GuestModule {
     /// while describing itself.
     pub fn load(engine: &Engine, path: &Path, limits: &Limits) -> Result<Arc<Self>> {
         let bytes = read_checked(path, limits.max_module_bytes)?;
-        let component = Component::new(engine, &bytes).map_err(|e| ModuleError::Invalid {
-            path: path.to_owned(),
-            reason: format!("{e:#}"),
-        })?;
+        Self::from_bytes(engine, path, bytes, limits)
+    }
+
+    /// Checks and compiles `bytes`, read from `path`, and asks the component for its graph.
+    /// The compiled artifact is taken from (or stored in) `limits.compile_cache`.
+    ///
+    /// # Errors
+    /// As [`GuestModule::load`].
+    pub fn from_bytes(
+        engine: &Engine,
+        path: &Path,
+        bytes: Vec<u8>,
+        limits: &Limits,
+    ) -> Result<Arc<Self>> {
+        check_header(path, &bytes, limits.max_module_bytes)?;
+        let started = std::time::Instant::now();
+        let (component, outcome) =
+            super::cache::compile(engine, &bytes, limits.compile_cache.as_deref()).map_err(
+                |e| ModuleError::Invalid {
+                    path: path.to_owned(),
+                    reason: one_line(&format!("{e:#}")),
+                },
+            )?;
+        tracing::debug!(
+            "{}: {outcome:?} in {:.1} ms",
+            path.display(),
+            started.elapsed().as_secs_f64() * 1e3
+        );
         let missing: Vec<&str> = ["describe", "transform", "aggregate", "finish"]
             .into_iter()
             .filter(|name| component.get_export_index(None, name).is_none())
@@ -79,7 +103,7 @@ impl GuestModule {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         let wrong_world = |e: wasmtime::Error| ModuleError::WrongWorld {
             path: path.to_owned(),
-            reason: format!("{e:#}"),
+            reason: one_line(&format!("{e:#}")),
         };
         let instance_pre = linker.instantiate_pre(&component).map_err(wrong_world)?;
         let pre = PipelinePre::new(instance_pre).map_err(wrong_world)?;
@@ -186,22 +210,61 @@ fn read_checked(path: &Path, max_bytes: u64) -> Result<Vec<u8>, ModuleError> {
             limit: max_bytes,
         });
     }
-    let bytes = std::fs::read(path).map_err(read_error)?;
-    // The preamble's last two bytes are the layer: 0 for a core module, 1 for a component.
+    std::fs::read(path).map_err(read_error)
+}
+
+/// Checks the size and the preamble: `\0asm`, a version, and the layer (0 for a core module,
+/// 1 for a component).
+fn check_header(path: &Path, bytes: &[u8], max_bytes: u64) -> Result<(), ModuleError> {
+    if bytes.len() as u64 > max_bytes {
+        return Err(ModuleError::TooLarge {
+            path: path.to_owned(),
+            size: bytes.len() as u64,
+            limit: max_bytes,
+        });
+    }
     match bytes.get(..8) {
-        Some([0, b'a', b's', b'm', _, _, 0, 0]) => Err(ModuleError::CoreModule {
+        Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => Err(ModuleError::CoreModule {
             path: path.to_owned(),
         }),
-        Some([0, b'a', b's', b'm', ..]) => Ok(bytes),
+        Some(&[0, b'a', b's', b'm', low, high, 1, 0]) if [low, high] != [0x0d, 0] => {
+            Err(ModuleError::Invalid {
+                path: path.to_owned(),
+                reason: format!(
+                    "its component encoding version is {}, and this host reads version 13 \
+                     (rebuild the guest with a toolchain that matches this Spillway)",
+                    u16::from_le_bytes([low, high])
+                ),
+            })
+        }
+        Some([0, b'a', b's', b'm', _, _, 0, 0]) => Err(ModuleError::Invalid {
+            path: path.to_owned(),
+            reason: "it is a core module of an unknown version".to_owned(),
+        }),
+        Some([0, b'a', b's', b'm', ..]) => Ok(()),
         _ => Err(ModuleError::NotWasm {
             path: path.to_owned(),
         }),
     }
 }
 
+/// Joins the lines of a compiler error into one, for a one-line message.
+fn one_line(text: &str) -> String {
+    let joined = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    super::truncate(&joined, 600)
+}
+
 /// Checks what the host relies on: inputs point to earlier nodes, one input per non-source,
 /// unique names, windows of positive size.
-fn validate_graph(graph: &Graph) -> Result<(), String> {
+///
+/// # Errors
+/// What is wrong, as the end of a sentence ("two nodes are named `x`").
+pub fn validate_graph(graph: &Graph) -> Result<(), String> {
     if graph.nodes.is_empty() {
         return Err("it has no nodes".into());
     }
