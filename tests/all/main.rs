@@ -5,5 +5,7 @@ mod access_log;
 mod bad_input;
 mod persistence;
 mod polyglot;
+mod sandbox;
+mod scaling;
 mod util;
 mod wordcount;

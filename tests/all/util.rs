@@ -17,6 +17,11 @@ pub fn repo() -> PathBuf {
 pub fn spillway() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_spillway"));
     command.current_dir(repo());
+    // Compiled guests are cached here rather than in the user's cache directory.
+    command.env(
+        "SPILLWAY_COMPILE_CACHE",
+        repo().join("target/test-compile-cache"),
+    );
     command
 }
 
