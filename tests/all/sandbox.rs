@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
-use crate::util::{access_log, guest, line_counts, repo, run_fails, run_ok, spillway};
+use crate::util::{
+    access_log, build_guests, guest, line_counts, repo, run_fails, run_ok, spillway,
+};
 
 /// Like [`run_fails`], for jobs whose guest panics: the guest's own panic message is in the
 /// log (that is the point), so only the host's lines must be free of panics.
@@ -31,27 +33,7 @@ fn fails_with_guest_output(command: &mut Command) -> String {
 /// Builds the hostile guests once per test run and returns the path of `hostile-<name>`.
 pub fn hostile(name: &str) -> PathBuf {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    let built = BUILT.get_or_init(|| {
-        let output = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "--manifest-path",
-            ])
-            .arg(repo().join("tests/guests/Cargo.toml"))
-            .output()
-            .map_err(|e| format!("cannot run cargo: {e}"))?;
-        if output.status.success() {
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&output.stderr).into_owned())
-        }
-    });
-    if let Err(error) = built {
-        panic!("building the hostile guests failed:\n{error}");
-    }
+    build_guests(&BUILT, "tests/guests");
     repo().join(format!(
         "tests/guests/target/wasm32-wasip2/release/hostile_{name}.wasm"
     ))

@@ -28,7 +28,15 @@ pub fn spillway() -> Command {
 /// Builds the example guests once per test run and returns the path of `name`'s component.
 pub fn guest(crate_name: &str) -> PathBuf {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    let built = BUILT.get_or_init(|| {
+    build_guests(&BUILT, "examples");
+    let file = crate_name.replace('-', "_");
+    repo().join(format!("examples/target/wasm32-wasip2/release/{file}.wasm"))
+}
+
+/// Builds the guest workspace in `dir` (for wasm32-wasip2, release) once per test run, or
+/// panics with cargo's errors.
+pub fn build_guests(built: &'static OnceLock<Result<(), String>>, dir: &str) {
+    let built = built.get_or_init(|| {
         let output = Command::new(env!("CARGO"))
             .args([
                 "build",
@@ -37,7 +45,7 @@ pub fn guest(crate_name: &str) -> PathBuf {
                 "wasm32-wasip2",
                 "--manifest-path",
             ])
-            .arg(repo().join("examples/Cargo.toml"))
+            .arg(repo().join(dir).join("Cargo.toml"))
             .output()
             .map_err(|e| format!("cannot run cargo: {e}"))?;
         if output.status.success() {
@@ -47,10 +55,8 @@ pub fn guest(crate_name: &str) -> PathBuf {
         }
     });
     if let Err(error) = built {
-        panic!("building the example guests failed:\n{error}");
+        panic!("building the guests in {dir} failed:\n{error}");
     }
-    let file = crate_name.replace('-', "_");
-    repo().join(format!("examples/target/wasm32-wasip2/release/{file}.wasm"))
 }
 
 /// The real access log shipped with the access-log example.
