@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 echo "==> adding the wasm32-wasip2 target"
 rustup target add wasm32-wasip2
 echo "==> building spillway (release; the first build takes several minutes)"
-cargo build --release -p spillway
+cargo build --release -p spillway --target-dir target
 echo "==> building the example guests"
-cargo build --release --target wasm32-wasip2 --manifest-path examples/Cargo.toml
+cargo build --release --target wasm32-wasip2 --manifest-path examples/Cargo.toml \
+  --target-dir examples/target
 
 mkdir -p out
 echo "==> running the access-log report with 2 worker processes"

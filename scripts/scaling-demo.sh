@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 window=${1:-20000}
-cargo build --release -p spillway
-cargo build --release --target wasm32-wasip2 --manifest-path examples/Cargo.toml
+cargo build --release -p spillway --target-dir target
+cargo build --release --target wasm32-wasip2 --manifest-path examples/Cargo.toml \
+  --target-dir examples/target
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for _ in $(seq 40); do cat examples/access-log/data/apache_access.log; done > "$work/input.log"

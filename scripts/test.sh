@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 rustup target add wasm32-wasip2
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
-cargo build --release --target wasm32-wasip2 --manifest-path examples/Cargo.toml
+cargo build --release --target wasm32-wasip2 --manifest-path examples/Cargo.toml \
+  --target-dir examples/target
 # The Python, JavaScript and C guests: each build script installs its toolchain on first use
 # (componentize-py, ComponentizeJS, clang + wit-bindgen + wasm-tools; see docs/guests/) and is
 # quick once it is there. Here the polyglot tests must build all three, not skip.

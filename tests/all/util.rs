@@ -46,6 +46,9 @@ pub fn build_guests(built: &'static OnceLock<Result<(), String>>, dir: &str) {
                 "--manifest-path",
             ])
             .arg(repo().join(dir).join("Cargo.toml"))
+            // Explicit, so a CARGO_TARGET_DIR in the environment does not move the guests.
+            .arg("--target-dir")
+            .arg(repo().join(dir).join("target"))
             .output()
             .map_err(|e| format!("cannot run cargo: {e}"))?;
         if output.status.success() {
