@@ -19,8 +19,8 @@
 //!     ..Default::default()
 //! }
 //! .validate()?;
-//! let stats = spillway::orchestrator::run_in_process(config)?;
-//! eprintln!("{} events in", stats.events_in);
+//! let report = spillway::orchestrator::run_in_process(config)?;
+//! eprintln!("{} events in", report.stats.events_in);
 //! # anyhow::Ok(())
 //! ```
 

@@ -33,7 +33,7 @@ wasmtime::component::bindgen!({
     world: "pipeline",
 });
 
-pub use spillway::pipeline::types::{AggregateSpec, Node, Operator, RecordError, Window};
+pub use self::spillway::pipeline::types::{AggregateSpec, Node, Operator, RecordError, Window};
 
 /// How often the engine's epoch advances; the unit of the per-call CPU deadline.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -316,7 +316,7 @@ impl GuestInstance {
     fn stateful_result<T>(
         &self,
         what: &str,
-        result: Result<Result<T, spillway::pipeline::types::GuestError>, CallError>,
+        result: Result<Result<T, self::spillway::pipeline::types::GuestError>, CallError>,
     ) -> Result<T> {
         match result {
             Ok(Ok(value)) => Ok(value),
