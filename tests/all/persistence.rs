@@ -173,23 +173,15 @@ fn kill_test(
         let input = case.join("input.log");
         let out = case.join("out.jsonl");
         std::fs::write(&input, "").unwrap();
-        let mut command = spillway();
+        let mut command = persistent_job(
+            &backend,
+            processes,
+            guest_name,
+            format!("{source}=tail:{}", input.display()),
+            format!("{sink}={}", out.display()),
+        );
         command
-            .args([
-                "spawn",
-                "-n",
-                &processes.to_string(),
-                "-t",
-                &threads.to_string(),
-            ])
-            .args(["--source", &format!("{source}=tail:{}", input.display())])
-            .args(["--sink", &format!("{sink}={}", out.display())])
-            .args([
-                "--persistence",
-                &backend.url(),
-                "--snapshot-interval-ms",
-                "100",
-            ])
+            .args(["-t", &threads.to_string(), "--snapshot-interval-ms", "100"])
             .args([
                 "--stop-when-idle-ms",
                 "2500",
@@ -197,10 +189,8 @@ fn kill_test(
                 &(kills + 5).to_string(),
             ])
             .args(["--batch-size", "64"])
-            .arg(guest(guest_name))
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        backend.apply(&mut command);
         let mut job = command.spawn().unwrap();
         let writer = grow(input.clone(), log_lines(), 200, Duration::from_millis(60));
         let mut random = Random::new();
@@ -239,6 +229,30 @@ fn kill_test(
     }
 }
 
+/// `spawn -n PROCESSES` of `guest_name` with one source and one sink bound, keeping its
+/// snapshots at `backend`; callers add their flags.
+fn persistent_job(
+    backend: &Backend,
+    processes: usize,
+    guest_name: &str,
+    source: String,
+    sink: String,
+) -> Command {
+    let mut command = spillway();
+    command
+        .args([
+            "spawn",
+            "-n",
+            &processes.to_string(),
+            "--persistence",
+            &backend.url(),
+        ])
+        .args(["--source", &source, "--sink", &sink])
+        .arg(guest(guest_name));
+    backend.apply(&mut command);
+    command
+}
+
 /// Resumes from the last snapshot with `input` as a bounded file, which ends the input.
 fn finish(
     backend: &Backend,
@@ -249,19 +263,13 @@ fn finish(
     input: &Path,
     out: &Path,
 ) {
-    let mut command = spillway();
-    command
-        .args([
-            "spawn",
-            "-n",
-            &processes.to_string(),
-            "--persistence",
-            &backend.url(),
-        ])
-        .args(["--source", &format!("{source}={}", input.display())])
-        .args(["--sink", &format!("{sink}={}", out.display())])
-        .arg(guest(guest_name));
-    backend.apply(&mut command);
+    let mut command = persistent_job(
+        backend,
+        processes,
+        guest_name,
+        format!("{source}={}", input.display()),
+        format!("{sink}={}", out.display()),
+    );
     let stderr = String::from_utf8_lossy(&run_ok(&mut command).stderr).into_owned();
     assert!(stderr.contains("resuming from snapshot"), "{stderr}");
 }
@@ -309,20 +317,21 @@ fn wordcount_survives_sigkill_of_workers() {
 
 /// Runs to the end of what `input` holds now (the source stops when idle) and returns stderr.
 fn run_until_idle(backend: &Backend, processes: usize, input: &Path, out: &Path) -> String {
-    let mut command = spillway();
-    command
-        .args(["spawn", "-n", &processes.to_string()])
-        .args(["--source", &format!("logs=tail:{}", input.display())])
-        .args(["--sink", &format!("report={}", out.display())])
-        .args([
-            "--persistence",
-            &backend.url(),
-            "--snapshot-interval-ms",
-            "100",
-        ])
-        .args(["--stop-when-idle-ms", "300", "--batch-size", "100"])
-        .arg(guest("access-log"));
-    backend.apply(&mut command);
+    let mut command = persistent_job(
+        backend,
+        processes,
+        "access-log",
+        format!("logs=tail:{}", input.display()),
+        format!("report={}", out.display()),
+    );
+    command.args([
+        "--snapshot-interval-ms",
+        "100",
+        "--stop-when-idle-ms",
+        "300",
+        "--batch-size",
+        "100",
+    ]);
     String::from_utf8_lossy(&run_ok(&mut command).stderr).into_owned()
 }
 
@@ -355,27 +364,21 @@ fn rescaling_2_to_1_to_4_processes_gives_the_same_report() {
         }
         drop(file);
         // One process follows the file for a while, then four finish it.
-        let mut command = spillway();
+        let mut command = persistent_job(
+            &backend,
+            1,
+            "access-log",
+            format!("logs=tail:{}", input.display()),
+            format!("report={}", out.display()),
+        );
         command
-            .args(["spawn", "-n", "1"])
-            .args(["--source", &format!("logs=tail:{}", input.display())])
-            .args(["--sink", &format!("report={}", out.display())])
             .args([
-                "--persistence",
-                &backend.url(),
                 "--snapshot-interval-ms",
                 "100",
-            ])
-            .args([
                 "--stop-when-idle-ms",
                 "300",
-                "--epoch-records",
-                "2000",
-                "--batch-size",
-                "100",
             ])
-            .arg(guest("access-log"));
-        backend.apply(&mut command);
+            .args(["--epoch-records", "2000", "--batch-size", "100"]);
         let stderr = String::from_utf8_lossy(&run_ok(&mut command).stderr).into_owned();
         assert!(stderr.contains("resuming from snapshot"), "{stderr}");
         finish(&backend, 4, "access-log", "logs", "report", &input, &out);
@@ -455,12 +458,13 @@ fn corrupt_or_truncated_snapshot_falls_back_to_the_previous_one() {
             writeln!(file, "{line}").unwrap();
         }
         drop(file);
-        let mut command = spillway();
-        command
-            .args(["spawn", "-n", "2", "--persistence", &backend.url()])
-            .args(["--source", &format!("logs={}", input.display())])
-            .args(["--sink", &format!("report={}", out.display())])
-            .arg(guest("access-log"));
+        let mut command = persistent_job(
+            &backend,
+            2,
+            "access-log",
+            format!("logs={}", input.display()),
+            format!("report={}", out.display()),
+        );
         let stderr = String::from_utf8_lossy(&run_ok(&mut command).stderr).into_owned();
         assert!(
             stderr.contains("is corrupt") && stderr.contains("falling back"),
@@ -614,22 +618,24 @@ fn s3_outage_while_running_loses_nothing() {
         dir.path().join("report.jsonl"),
     );
     std::fs::write(&input, "").unwrap();
-    let mut command = spillway();
+    let mut command = persistent_job(
+        &backend,
+        2,
+        "access-log",
+        format!("logs=tail:{}", input.display()),
+        format!("report={}", out.display()),
+    );
     command
-        .args(["spawn", "-n", "2"])
-        .args(["--source", &format!("logs=tail:{}", input.display())])
-        .args(["--sink", &format!("report={}", out.display())])
         .args([
-            "--persistence",
-            &backend.url(),
             "--snapshot-interval-ms",
             "100",
+            "--stop-when-idle-ms",
+            "2500",
+            "--batch-size",
+            "64",
         ])
-        .args(["--stop-when-idle-ms", "2500", "--batch-size", "64"])
-        .arg(guest("access-log"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    backend.apply(&mut command);
     let mut job = command.spawn().unwrap();
     let writer = grow(input.clone(), log_lines(), 200, Duration::from_millis(80));
     std::thread::sleep(Duration::from_millis(1000));
