@@ -4,7 +4,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use spillway::runtime::{AggregateSpec, Graph, Node, Operator, Window, validate_graph};
+use spillway::runtime::{
+    AggregateSpec, Graph, Node, Operator, SlidingWindow, Window, validate_graph,
+};
 
 fuzz_target!(|data: &[u8]| {
     let mut nodes = Vec::new();
@@ -14,10 +16,13 @@ fuzz_target!(|data: &[u8]| {
             0 => Operator::Source(format!("s{}", name % 4)),
             1 => Operator::Transform,
             2 => Operator::Aggregate(AggregateSpec {
-                window: if a & 1 == 0 {
-                    Window::Global
-                } else {
-                    Window::Tumbling(u64::from(b % 3))
+                window: match a % 3 {
+                    0 => Window::Global,
+                    1 => Window::Tumbling(u64::from(b % 3)),
+                    _ => Window::Sliding(SlidingWindow {
+                        size_ms: u64::from(b % 4),
+                        slide_ms: u64::from(b / 4 % 4),
+                    }),
                 },
                 max_out_of_orderness_ms: u64::from(b),
             }),
@@ -40,6 +45,13 @@ fuzz_target!(|data: &[u8]| {
             for &input in &node.inputs {
                 assert!((input as usize) < index);
                 assert!(!matches!(graph.nodes[input as usize].op, Operator::Sink(_)));
+            }
+            if let Operator::Aggregate(spec) = &node.op {
+                match spec.window {
+                    Window::Global => {}
+                    Window::Tumbling(size) => assert!(size > 0),
+                    Window::Sliding(w) => assert!(0 < w.slide_ms && w.slide_ms <= w.size_ms),
+                }
             }
         }
     }

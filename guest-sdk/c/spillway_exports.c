@@ -11,7 +11,7 @@
 #include "spillway_guest.h"
 
 uint32_t sg_node_count(void);
-void sg_node_info(uint32_t i, const char **name, int *kind, int32_t *input, uint64_t *window_ms,
+void sg_node_info(uint32_t i, const char **name, int *kind, int32_t *input, sg_window *window,
                   uint64_t *max_out_of_orderness_ms);
 
 enum { KIND_SOURCE, KIND_TRANSFORM, KIND_AGGREGATE, KIND_SINK };
@@ -24,8 +24,9 @@ void exports_pipeline_describe(pipeline_graph_t *ret) {
         const char *name;
         int kind;
         int32_t input;
-        uint64_t window_ms, max_ooo;
-        sg_node_info(i, &name, &kind, &input, &window_ms, &max_ooo);
+        sg_window window;
+        uint64_t max_ooo;
+        sg_node_info(i, &name, &kind, &input, &window, &max_ooo);
         spillway_pipeline_types_node_t *n = &nodes[i];
         pipeline_string_dup(&n->name, name);
         switch (kind) {
@@ -38,11 +39,15 @@ void exports_pipeline_describe(pipeline_graph_t *ret) {
             break;
         case KIND_AGGREGATE:
             n->op.tag = SPILLWAY_PIPELINE_TYPES_OPERATOR_AGGREGATE;
-            if (window_ms == 0) {
+            if (window.sliding) {
+                n->op.val.aggregate.window.tag = SPILLWAY_PIPELINE_TYPES_WINDOW_SLIDING;
+                n->op.val.aggregate.window.val.sliding.size_ms = window.size_ms;
+                n->op.val.aggregate.window.val.sliding.slide_ms = window.slide_ms;
+            } else if (window.size_ms == 0) {
                 n->op.val.aggregate.window.tag = SPILLWAY_PIPELINE_TYPES_WINDOW_GLOBAL;
             } else {
                 n->op.val.aggregate.window.tag = SPILLWAY_PIPELINE_TYPES_WINDOW_TUMBLING;
-                n->op.val.aggregate.window.val.tumbling = window_ms;
+                n->op.val.aggregate.window.val.tumbling = window.size_ms;
             }
             n->op.val.aggregate.max_out_of_orderness_ms = max_ooo;
             break;
@@ -69,8 +74,9 @@ static void set_error(pipeline_guest_error_t *err, uint32_t node, const char *me
     if (node < sg_node_count()) {
         int kind;
         int32_t input;
-        uint64_t a, b;
-        sg_node_info(node, &name, &kind, &input, &a, &b);
+        sg_window window;
+        uint64_t max_ooo;
+        sg_node_info(node, &name, &kind, &input, &window, &max_ooo);
     }
     snprintf(text, sizeof text, "node %u (\"%s\") %s", (unsigned)node, name, message);
     pipeline_string_dup(&err->message, text);

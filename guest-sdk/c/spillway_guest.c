@@ -79,13 +79,13 @@ static sg_pipeline *sg_the_pipeline(void) {
 /* Exposed to spillway_exports.c. */
 uint32_t sg_node_count(void) { return sg_the_pipeline()->count; }
 
-void sg_node_info(uint32_t i, const char **name, int *kind, int32_t *input, uint64_t *window_ms,
+void sg_node_info(uint32_t i, const char **name, int *kind, int32_t *input, sg_window *window,
                   uint64_t *max_out_of_orderness_ms) {
     const sg_node *n = &sg_the_pipeline()->nodes[i];
     *name = n->name;
     *kind = (int)n->kind;
     *input = n->input;
-    *window_ms = n->window.size_ms;
+    *window = n->window;
     *max_out_of_orderness_ms = n->max_out_of_orderness_ms;
 }
 

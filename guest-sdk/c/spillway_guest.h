@@ -80,13 +80,23 @@ typedef struct sg_window_bounds {
     int64_t end;
 } sg_window_bounds;
 
-/* A window: size_ms 0 = global, otherwise tumbling windows of size_ms. */
+/* A window: size_ms 0 = global; otherwise windows of size_ms starting every slide_ms, tumbling
+ * (one window per event) unless `sliding`. Build one with the functions below. */
 typedef struct sg_window {
     uint64_t size_ms;
+    uint64_t slide_ms;
+    bool sliding;
 } sg_window;
 
-static inline sg_window sg_tumbling_ms(uint64_t size_ms) { return (sg_window){size_ms}; }
-static inline sg_window sg_global_window(void) { return (sg_window){0}; }
+static inline sg_window sg_tumbling_ms(uint64_t size_ms) {
+    return (sg_window){size_ms, size_ms, false};
+}
+/* Overlapping windows: an event is folded into every window that holds its time. The host
+ * rejects the pipeline unless 0 < slide_ms <= size_ms. */
+static inline sg_window sg_sliding_ms(uint64_t size_ms, uint64_t slide_ms) {
+    return (sg_window){size_ms, slide_ms, true};
+}
+static inline sg_window sg_global_window(void) { return (sg_window){0, 0, false}; }
 
 /* A keyed aggregate over fixed-size accumulators of `acc_size` bytes. */
 typedef struct sg_aggregator {

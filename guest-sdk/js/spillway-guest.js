@@ -201,12 +201,27 @@ export function* readClosings(batch) {
 
 /** An event-time window. */
 export const Window = {
-  global: Object.freeze({ sizeMs: null }),
+  global: Object.freeze({ sizeMs: null, slideMs: null }),
   tumblingMs(sizeMs) {
     if (!(sizeMs > 0)) throw new RangeError('a tumbling window needs a positive size');
-    return Object.freeze({ sizeMs });
+    return Object.freeze({ sizeMs, slideMs: null });
+  },
+  /** Windows of `sizeMs` starting every `slideMs`: an event is folded into every window that
+   * holds its time. */
+  slidingMs(sizeMs, slideMs) {
+    if (!(slideMs > 0 && slideMs <= sizeMs)) {
+      throw new RangeError('a sliding window needs 0 < slide <= size');
+    }
+    return Object.freeze({ sizeMs, slideMs });
   },
 };
+
+/** A window as the WIT variant `window`. */
+function witWindow({ sizeMs, slideMs }) {
+  if (sizeMs === null) return { tag: 'global' };
+  if (slideMs === null) return { tag: 'tumbling', val: BigInt(sizeMs) };
+  return { tag: 'sliding', val: { sizeMs: BigInt(sizeMs), slideMs: BigInt(slideMs) } };
+}
 
 /**
  * Base class of a keyed aggregate: override `zero()`, `fold(acc, value)` (returns the new
@@ -301,10 +316,7 @@ export class Pipeline {
             wop = {
               tag: 'aggregate',
               val: {
-                window:
-                  op.window.sizeMs === null
-                    ? { tag: 'global' }
-                    : { tag: 'tumbling', val: BigInt(op.window.sizeMs) },
+                window: witWindow(op.window),
                 maxOutOfOrdernessMs: BigInt(op.maxOutOfOrdernessMs),
               },
             };

@@ -197,18 +197,37 @@ def write_closing(buf, key, window_start, window_end, acc):
 
 
 class Window:
-    """An event-time window: `Window.tumbling_ms(n)` or `Window.GLOBAL`."""
+    """An event-time window: `Window.tumbling_ms(n)`, `Window.sliding_ms(size, slide)` or
+    `Window.GLOBAL`."""
 
-    __slots__ = ("size_ms",)
+    __slots__ = ("size_ms", "slide_ms")
 
-    def __init__(self, size_ms):
+    def __init__(self, size_ms, slide_ms=None):
         self.size_ms = size_ms  # None = global
+        self.slide_ms = slide_ms  # None = tumbling
 
     @staticmethod
     def tumbling_ms(size_ms):
         if size_ms <= 0:
             raise ValueError("a tumbling window needs a positive size")
         return Window(int(size_ms))
+
+    @staticmethod
+    def sliding_ms(size_ms, slide_ms):
+        """Windows of `size_ms` starting every `slide_ms`: an event is folded into every
+        window that holds its time."""
+        if not 0 < slide_ms <= size_ms:
+            raise ValueError("a sliding window needs 0 < slide <= size")
+        return Window(int(size_ms), int(slide_ms))
+
+    def bounds_of(self, time):
+        """The `(start, end)` of every window that holds `time`, oldest first."""
+        if self.size_ms is None:
+            return [(I64_MIN, I64_MAX)]
+        slide = self.slide_ms or self.size_ms
+        latest = time - time % slide  # Python's % rounds toward -inf, like rem_euclid
+        first = latest - (self.size_ms - 1 - (time - latest)) // slide * slide
+        return [(start, start + self.size_ms) for start in range(first, latest + 1, slide)]
 
 
 Window.GLOBAL = Window(None)
@@ -349,11 +368,13 @@ class Pipeline:
             elif op[0] == "transform":
                 wit_op = _wit.Operator_Transform()
             elif op[0] == "aggregate":
-                window = (
-                    _wit.Window_Global()
-                    if op[1].size_ms is None
-                    else _wit.Window_Tumbling(op[1].size_ms)
-                )
+                w = op[1]
+                if w.size_ms is None:
+                    window = _wit.Window_Global()
+                elif w.slide_ms is None:
+                    window = _wit.Window_Tumbling(w.size_ms)
+                else:
+                    window = _wit.Window_Sliding(_wit.SlidingWindow(w.size_ms, w.slide_ms))
                 wit_op = _wit.Operator_Aggregate(_wit.AggregateSpec(window, op[2]))
             else:
                 wit_op = _wit.Operator_Sink(op[1])
@@ -385,12 +406,8 @@ def run_local(build_fn, sources):
             window = op[1]
             groups = {}
             for e in events:
-                if window.size_ms is None:
-                    start, end = I64_MIN, I64_MAX
-                else:
-                    start = e.time - e.time % window.size_ms
-                    end = start + window.size_ms
-                groups.setdefault((e.key, start, end), []).append(e.value)
+                for start, end in window.bounds_of(e.time):
+                    groups.setdefault((e.key, start, end), []).append(e.value)
             closings = bytearray()
             for (key, start, end), values in sorted(groups.items()):
                 g = bytearray()

@@ -15,8 +15,10 @@ use crate::wit;
 /// use spillway_guest::Window;
 ///
 /// let hourly = Window::tumbling_ms(3_600_000);
+/// let last_hour_every_minute = Window::sliding_ms(3_600_000, 60_000);
 /// let everything = Window::global();
 /// assert_ne!(hourly, everything);
+/// assert_ne!(hourly, last_hour_every_minute);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window(pub(crate) wit::Window);
@@ -38,15 +40,69 @@ impl Window {
         Self(wit::Window::Tumbling(size_ms))
     }
 
-    /// The start of the window that holds event time `time`.
-    pub fn start_of(&self, time: i64) -> i64 {
-        match self.0 {
-            wit::Window::Global => i64::MIN,
-            wit::Window::Tumbling(size) => match i64::try_from(size) {
-                Ok(size) => time.div_euclid(size) * size,
-                Err(_) => i64::MIN,
-            },
-        }
+    /// Windows of `size_ms` milliseconds that start every `slide_ms` milliseconds, aligned to
+    /// the Unix epoch (also called hopping windows). They overlap: an event belongs to every
+    /// window that holds its time, `size_ms / slide_ms` of them when `slide_ms` divides
+    /// `size_ms`, and its value is folded into each. `sliding_ms(n, n)` groups events like
+    /// `tumbling_ms(n)`.
+    ///
+    /// # Panics
+    ///
+    /// If `size_ms` or `slide_ms` is 0, or `slide_ms` is larger than `size_ms`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use spillway_guest::{Window, WindowBounds};
+    ///
+    /// // Windows of 10 s, one starting every 2 s: time 12.345 s is in five of them.
+    /// let window = Window::sliding_ms(10_000, 2_000);
+    /// let starts: Vec<i64> = window.windows_of(12_345).map(|w| w.start).collect();
+    /// assert_eq!(starts, [4_000, 6_000, 8_000, 10_000, 12_000]);
+    /// let latest = WindowBounds { start: 12_000, end: 22_000 };
+    /// assert_eq!(window.windows_of(12_345).last(), Some(latest));
+    /// ```
+    pub const fn sliding_ms(size_ms: u64, slide_ms: u64) -> Self {
+        assert!(size_ms > 0, "a sliding window must be at least 1 ms long");
+        assert!(slide_ms > 0, "a sliding window must slide by at least 1 ms");
+        assert!(
+            slide_ms <= size_ms,
+            "a sliding window must slide by at most its size"
+        );
+        Self(wit::Window::Sliding(wit::SlidingWindow {
+            size_ms,
+            slide_ms,
+        }))
+    }
+
+    /// The bounds of every window that holds event time `time`, oldest first: one for a
+    /// global or tumbling window, several for sliding windows. Windows that would start before
+    /// `i64::MIN` are cut to start at it (the latest) or left out (the others), as the host does.
+    pub fn windows_of(&self, time: i64) -> impl Iterator<Item = WindowBounds> + use<> {
+        let ms = |ms: u64| i64::try_from(ms).unwrap_or(i64::MAX);
+        let size_and_slide = match self.0 {
+            wit::Window::Global => None,
+            wit::Window::Tumbling(size) => Some((ms(size), ms(size))),
+            wit::Window::Sliding(w) => Some((ms(w.size_ms), ms(w.slide_ms))),
+        };
+        let global = size_and_slide.is_none().then_some(WindowBounds {
+            start: spillway_frame::GLOBAL_WINDOW.0,
+            end: spillway_frame::GLOBAL_WINDOW.1,
+        });
+        let timed = size_and_slide.into_iter().flat_map(move |(size, slide)| {
+            let offset = time.rem_euclid(slide);
+            let latest = time.saturating_sub(offset);
+            // Window `latest - k * slide` holds `time` while `k * slide < size - offset`.
+            let count = (size - offset - 1) / slide + 1;
+            (0..count).rev().filter_map(move |k| {
+                let start = latest.checked_sub(k * slide)?;
+                Some(WindowBounds {
+                    start,
+                    end: start.saturating_add(size),
+                })
+            })
+        });
+        global.into_iter().chain(timed)
     }
 }
 
@@ -173,19 +229,80 @@ impl std::fmt::Display for Lossy<'_> {
 mod tests {
     use super::*;
 
+    fn starts(window: Window, time: i64) -> Vec<i64> {
+        window.windows_of(time).map(|w| w.start).collect()
+    }
+
     #[test]
     fn tumbling_windows_align_to_the_epoch() {
         let hour = Window::tumbling_ms(3_600_000);
-        assert_eq!(hour.start_of(0), 0);
-        assert_eq!(hour.start_of(3_599_999), 0);
-        assert_eq!(hour.start_of(3_600_000), 3_600_000);
-        assert_eq!(hour.start_of(-1), -3_600_000);
-        assert_eq!(Window::global().start_of(42), i64::MIN);
+        assert_eq!(starts(hour, 0), [0]);
+        assert_eq!(starts(hour, 3_599_999), [0]);
+        assert_eq!(starts(hour, 3_600_000), [3_600_000]);
+        assert_eq!(starts(hour, -1), [-3_600_000]);
+        assert_eq!(
+            hour.windows_of(3_600_000).collect::<Vec<_>>(),
+            [WindowBounds {
+                start: 3_600_000,
+                end: 7_200_000
+            }]
+        );
+        let global: Vec<_> = Window::global().windows_of(42).collect();
+        assert_eq!(global.len(), 1);
+        assert!(global[0].is_global());
+    }
+
+    #[test]
+    fn sliding_windows_hold_each_time_size_over_slide_times() {
+        let w = Window::sliding_ms(10_000, 2_000);
+        assert_eq!(starts(w, 12_345), [4_000, 6_000, 8_000, 10_000, 12_000]);
+        // A window's end is exclusive: [-8_000, 2_000) does not hold 2_000.
+        assert_eq!(starts(w, 2_000), [-6_000, -4_000, -2_000, 0, 2_000]);
+        assert_eq!(starts(w, -1), [-10_000, -8_000, -6_000, -4_000, -2_000]);
+        for bounds in w.windows_of(-12_345) {
+            assert!(
+                bounds.start <= -12_345 && -12_345 < bounds.end,
+                "{bounds:?}"
+            );
+            assert_eq!(bounds.end - bounds.start, 10_000);
+        }
+        // The slide need not divide the size: [0, 10), [4, 14) and [8, 18) hold 9.
+        assert_eq!(starts(Window::sliding_ms(10, 4), 9), [0, 4, 8]);
+        assert_eq!(starts(Window::sliding_ms(10, 4), 10), [4, 8]);
+        assert_eq!(
+            starts(Window::sliding_ms(5, 5), 7),
+            starts(Window::tumbling_ms(5), 7)
+        );
+    }
+
+    #[test]
+    fn extreme_times_do_not_overflow() {
+        let w = Window::sliding_ms(10_000, 2_000);
+        assert_eq!(w.windows_of(i64::MAX).count(), 5);
+        assert_eq!(w.windows_of(i64::MAX).last().unwrap().end, i64::MAX);
+        assert_eq!(starts(w, i64::MIN), [i64::MIN]);
+        assert_eq!(starts(Window::tumbling_ms(3), i64::MIN), [i64::MIN]);
+        assert_eq!(
+            Window::sliding_ms(u64::MAX, u64::MAX).windows_of(0).count(),
+            1
+        );
     }
 
     #[test]
     #[should_panic(expected = "at least 1 ms")]
     fn empty_tumbling_window_panics() {
         let _ = Window::tumbling_ms(0);
+    }
+
+    #[test]
+    #[should_panic(expected = "slide by at least 1 ms")]
+    fn sliding_window_that_does_not_slide_panics() {
+        let _ = Window::sliding_ms(1_000, 0);
+    }
+
+    #[test]
+    #[should_panic(expected = "slide by at most its size")]
+    fn sliding_window_with_gaps_panics() {
+        let _ = Window::sliding_ms(1_000, 1_001);
     }
 }

@@ -18,7 +18,9 @@
 //!   event time (ms since the Unix epoch) and a value.
 //! - [`Emitter`]: where transforms and aggregates write events, straight into the output batch.
 //! - [`Aggregator`]: a keyed aggregate with a typed accumulator (kept by the host, encoded
-//!   with `postcard`), over a [`Window`]: [`Window::global`] or [`Window::tumbling_ms`].
+//!   with `postcard`), over a [`Window`]: [`Window::global`], [`Window::tumbling_ms`] or
+//!   [`Window::sliding_ms`] (overlapping windows: each event is folded into every window
+//!   that holds its time).
 //! - [`local::run`]: runs a pipeline in-process, to test it natively with `cargo test`.
 //!
 //! Node indices are the order of declaration; each node but a source reads the node it was
@@ -95,7 +97,8 @@ pub use spillway_frame::Event;
 /// [`Pipeline`] return them.
 pub mod wit {
     pub use crate::bindings::spillway::pipeline::types::{
-        AggregateSpec, Graph, GuestError, Node, Operator, RecordError, TransformOutput, Window,
+        AggregateSpec, Graph, GuestError, Node, Operator, RecordError, SlidingWindow,
+        TransformOutput, Window,
     };
 }
 

@@ -2,16 +2,18 @@
 //!
 //! This is a small stand-in for the host, not the host: it goes through the same
 //! `run_*` calls and framing, in batches, but it has one worker, keeps accumulators in
-//! memory, never drops an event as late, and closes every window when the input ends, in
-//! order of window start, then key.
+//! memory, never drops an event as late, folds each event into every window that holds its
+//! time (several for sliding windows), and closes every window when the input ends, in order
+//! of window start, then key.
 
 use std::collections::BTreeMap;
 
-use spillway_frame::{BytesReader, Closing, EventReader, write_bytes, write_closing, write_event};
-use spillway_frame::{GLOBAL_WINDOW, write_group_head};
+use spillway_frame::{
+    BytesReader, Closing, EventReader, write_bytes, write_closing, write_event, write_group_head,
+};
 
-use crate::Pipeline;
-use crate::wit::{GuestError, Operator, Window};
+use crate::wit::{GuestError, Operator};
+use crate::{Pipeline, Window};
 
 /// Events per batch handed to one call.
 const BATCH: usize = 256;
@@ -96,7 +98,7 @@ pub fn run(pipeline: &Pipeline, sources: &[(&str, &[&[u8]])]) -> Result<LocalRun
                 }
                 output
             }
-            Operator::Aggregate(spec) => aggregate(pipeline, index, spec.window, input)?,
+            Operator::Aggregate(spec) => aggregate(pipeline, index, Window(spec.window), input)?,
             Operator::Sink(name) => {
                 let records = result.sinks.entry(name.clone()).or_default();
                 for event in EventReader::new(input) {
@@ -167,14 +169,6 @@ fn aggregate(
     input: &[u8],
 ) -> Result<Vec<u8>, GuestError> {
     let fail = |message: String| GuestError { message };
-    let bounds = |time: i64| match window {
-        Window::Global => GLOBAL_WINDOW,
-        Window::Tumbling(size) => {
-            let size = i64::try_from(size).unwrap_or(i64::MAX);
-            let start = time.div_euclid(size) * size;
-            (start, start.saturating_add(size))
-        }
-    };
     let mut state: BTreeMap<(i64, Vec<u8>), Open> = BTreeMap::new();
     for chunk in chunks(input)? {
         let mut groups: BTreeMap<(i64, &[u8]), Vec<&[u8]>> = BTreeMap::new();
@@ -185,12 +179,16 @@ fn aggregate(
                     "node {index}: an event without a key reached an aggregate"
                 ))
             })?;
-            let (start, end) = bounds(event.time);
-            state.entry((start, key.to_vec())).or_insert(Open {
-                end,
-                accumulator: None,
-            });
-            groups.entry((start, key)).or_default().push(event.value);
+            for bounds in window.windows_of(event.time) {
+                state.entry((bounds.start, key.to_vec())).or_insert(Open {
+                    end: bounds.end,
+                    accumulator: None,
+                });
+                groups
+                    .entry((bounds.start, key))
+                    .or_default()
+                    .push(event.value);
+            }
         }
         let mut batch = Vec::new();
         for ((start, key), values) in &groups {

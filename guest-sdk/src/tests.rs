@@ -6,7 +6,7 @@ use spillway_frame::{
     write_group_head,
 };
 
-use crate::wit::{AggregateSpec, Node, Operator, RecordError, Window as WitWindow};
+use crate::wit::{AggregateSpec, Node, Operator, RecordError, SlidingWindow, Window as WitWindow};
 use crate::{Aggregator, Emitter, Pipeline, Window, WindowBounds, local};
 
 /// Requests and bytes per key: the accumulator of the access-log example.
@@ -312,4 +312,102 @@ fn local_run_goes_through_every_node() {
         .map(|r| r.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
         .sum();
     assert_eq!(total, (0..1000u64).map(|i| i * 3).sum::<u64>());
+}
+
+/// Counts events per key and window: `"<key> <start> <end> <count>"`.
+struct CountPerWindow;
+
+impl Aggregator for CountPerWindow {
+    type Acc = u64;
+
+    fn fold(&self, count: &mut u64, _value: &[u8]) {
+        *count += 1;
+    }
+
+    fn finish(&self, key: &[u8], window: WindowBounds, count: u64, out: &mut Emitter) {
+        let key = String::from_utf8_lossy(key);
+        let line = format!("{key} {} {} {count}", window.start, window.end);
+        out.emit(None, window.start, line.as_bytes());
+    }
+}
+
+/// `"<key> <time>"` lines counted in `window`.
+fn count_per_window(window: Window, records: &[&[u8]]) -> Vec<String> {
+    let p = Pipeline::new();
+    p.source("in")
+        .transform("parse", |event, out| {
+            let line = std::str::from_utf8(event.value).unwrap();
+            let (key, time) = line.split_once(' ').unwrap();
+            out.emit(Some(key.as_bytes()), time.parse().unwrap(), b"");
+        })
+        .aggregate("count", window, 0, CountPerWindow)
+        .sink("out");
+    let run = local::run(&p, &[("in", records)]).unwrap();
+    run.sinks["out"]
+        .iter()
+        .map(|r| String::from_utf8(r.clone()).unwrap())
+        .collect()
+}
+
+#[test]
+fn local_run_folds_events_into_every_sliding_window() {
+    let records: &[&[u8]] = &[b"a 0", b"a 1000", b"a 2500", b"a 7000", b"b 5999", b"b -1"];
+    // 6 s windows every 2 s: each event is in three, closed in order of start, then key.
+    let report = count_per_window(Window::sliding_ms(6_000, 2_000), records);
+    assert_eq!(
+        report,
+        [
+            "b -6000 0 1",
+            "a -4000 2000 2",
+            "b -4000 2000 1",
+            "a -2000 4000 3",
+            "b -2000 4000 1",
+            "a 0 6000 3",
+            "b 0 6000 1",
+            "a 2000 8000 2",
+            "b 2000 8000 1",
+            "a 4000 10000 1",
+            "b 4000 10000 1",
+            "a 6000 12000 1",
+        ]
+    );
+}
+
+#[test]
+fn local_run_keeps_sliding_windows_across_batches() {
+    let records: Vec<Vec<u8>> = (0..1000).map(|t| format!("k {t}").into_bytes()).collect();
+    let records: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+    // Times 0..999 in 100 ms windows every 10 ms: windows start at -90, -80, ..., 990.
+    let report = count_per_window(Window::sliding_ms(100, 10), &records);
+    assert_eq!(report.len(), 109);
+    assert_eq!(report[0], "k -90 10 10");
+    assert_eq!(report[9], "k 0 100 100");
+    assert_eq!(report[104], "k 950 1050 50");
+    assert_eq!(report[108], "k 990 1090 10");
+    let total: u64 = report
+        .iter()
+        .map(|r| r.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(total, 1000 * 10);
+}
+
+#[test]
+fn sliding_windows_are_described_with_their_size_and_slide() {
+    let p = Pipeline::new();
+    p.source("in")
+        .aggregate(
+            "count",
+            Window::sliding_ms(10_000, 2_000),
+            5,
+            CountPerWindow,
+        )
+        .sink("out");
+    let spec = AggregateSpec {
+        window: WitWindow::Sliding(SlidingWindow {
+            size_ms: 10_000,
+            slide_ms: 2_000,
+        }),
+        max_out_of_orderness_ms: 5,
+    };
+    assert_eq!(p.graph().nodes[1].op, Operator::Aggregate(spec));
 }

@@ -153,7 +153,8 @@ pub struct JobStats {
     pub events_out: u64,
     /// Records a transform rejected (bad input), counted and skipped.
     pub rejected: u64,
-    /// Events that arrived after their window had closed, counted and dropped.
+    /// Events that arrived after their window (for sliding windows, any of their windows)
+    /// had closed, counted and left out of the closed windows.
     pub late: u64,
     pub first_rejection: Option<String>,
 }

@@ -33,7 +33,9 @@ wasmtime::component::bindgen!({
     world: "pipeline",
 });
 
-pub use self::spillway::pipeline::types::{AggregateSpec, Node, Operator, RecordError, Window};
+pub use self::spillway::pipeline::types::{
+    AggregateSpec, Node, Operator, RecordError, SlidingWindow, Window,
+};
 
 /// How often the engine's epoch advances; the unit of the per-call CPU deadline.
 const EPOCH_TICK: Duration = Duration::from_millis(10);

@@ -47,6 +47,9 @@ impl InspectCommand {
                     let window = match spec.window {
                         Window::Global => "whole input".to_owned(),
                         Window::Tumbling(ms) => format!("tumbling {ms} ms"),
+                        Window::Sliding(w) => {
+                            format!("sliding {} ms every {} ms", w.size_ms, w.slide_ms)
+                        }
                     };
                     format!(
                         "keyed aggregate, window: {window}, out-of-orderness: {} ms",

@@ -37,10 +37,7 @@ pub(super) fn build<'scope>(
         context: context.clone(),
         node,
         name: name.clone(),
-        window_ms: match spec.window {
-            Window::Global => None,
-            Window::Tumbling(ms) => Some(i64::try_from(ms).unwrap_or(i64::MAX)),
-        },
+        windows: Windows::of(spec.window),
         out_of_orderness: i64::try_from(spec.max_out_of_orderness_ms).unwrap_or(i64::MAX),
         max_time: i64::MIN,
         state: WindowedState::default(),
@@ -171,8 +168,8 @@ struct Aggregate {
     context: WorkerContext,
     node: u32,
     name: String,
-    /// Tumbling window size; `None` for the global window.
-    window_ms: Option<i64>,
+    /// `None` for the global window.
+    windows: Option<Windows>,
     out_of_orderness: i64,
     /// Largest event time seen by any worker in completed epochs.
     max_time: i64,
@@ -238,49 +235,36 @@ impl Aggregate {
         self.max_time.saturating_sub(self.out_of_orderness)
     }
 
-    fn window_start(&self, time: i64) -> i64 {
-        match self.window_ms {
-            Some(size) => time - time.rem_euclid(size),
-            None => GLOBAL_WINDOW.0,
-        }
-    }
-
     fn window_end(&self, start: i64) -> i64 {
-        self.window_ms
-            .map_or(GLOBAL_WINDOW.1, |size| start.saturating_add(size))
+        self.windows.map_or(GLOBAL_WINDOW.1, |w| w.end(start))
     }
 
     /// Folds one complete epoch into the state and returns the events of the windows that
     /// the new watermark closes.
     fn complete_epoch(&mut self, batches: Vec<Batch>) -> Result<Vec<u8>> {
-        let closed_before = self.watermark();
+        let closed_through = self
+            .windows
+            .and_then(|w| w.closed_through(self.watermark()));
         let max_time_before = self.max_time;
-        let mut groups: HashMap<(i64, &[u8]), Vec<&[u8]>> = HashMap::new();
-        let mut late = 0;
-        for batch in &batches {
-            self.max_time = self.max_time.max(batch.max_time);
-            for event in EventReader::new(&batch.events) {
-                let event = event?;
-                let key = event.key.unwrap_or_default();
-                let start = self.window_start(event.time);
-                if self.window_ms.is_some() && self.window_end(start) <= closed_before {
-                    late += 1;
-                    continue;
-                }
-                groups.entry((start, key)).or_default().push(event.value);
-            }
-        }
+        let (groups, late) = group_by_window(&batches, self.windows, closed_through)?;
+        self.max_time = batches
+            .iter()
+            .map(|batch| batch.max_time)
+            .fold(self.max_time, i64::max);
         Counters::add(&self.context.counters.late, late);
         self.unsaved |= !groups.is_empty() || self.max_time != max_time_before;
         self.fold(groups)?;
-        match self.window_ms {
-            Some(size) => self.close(self.watermark().saturating_sub(size)),
+        match self
+            .windows
+            .and_then(|w| w.closed_through(self.watermark()))
+        {
+            Some(last) => self.close(last),
             None => Ok(Vec::new()),
         }
     }
 
     /// Calls the guest's `aggregate` over the groups, a bounded buffer at a time.
-    fn fold(&mut self, groups: HashMap<(i64, &[u8]), Vec<&[u8]>>) -> Result<()> {
+    fn fold(&mut self, groups: Groups<'_>) -> Result<()> {
         let mut buffer = Vec::new();
         let mut ids = Vec::new();
         let total = groups.len();
@@ -353,5 +337,244 @@ impl Aggregate {
             flush(&mut buffer)?;
         }
         Ok(events)
+    }
+}
+
+/// Groups the values of the events in `batches` by (window start, key), leaving out windows
+/// that started at or before `closed_through` (already closed). Also returns how many events
+/// missed a window that way: an event counts once, however many sliding windows it missed.
+fn group_by_window(
+    batches: &[Batch],
+    windows: Option<Windows>,
+    closed_through: Option<i64>,
+) -> Result<(Groups<'_>, u64)> {
+    let mut groups = Groups::new();
+    let mut late = 0;
+    for batch in batches {
+        for event in EventReader::new(&batch.events) {
+            let event = event?;
+            let key = event.key.unwrap_or_default();
+            let Some(windows) = windows else {
+                groups
+                    .entry((GLOBAL_WINDOW.0, key))
+                    .or_default()
+                    .push(event.value);
+                continue;
+            };
+            let mut missed = false;
+            for start in windows.starts(event.time) {
+                if closed_through.is_some_and(|last| start <= last) {
+                    missed = true;
+                } else {
+                    groups.entry((start, key)).or_default().push(event.value);
+                }
+            }
+            late += u64::from(missed);
+        }
+    }
+    Ok((groups, late))
+}
+
+/// Values to fold, by (window start, key).
+type Groups<'a> = HashMap<(i64, &'a [u8]), Vec<&'a [u8]>>;
+
+/// Event-time windows of `size` ms that start every `slide` ms, aligned to the Unix epoch:
+/// tumbling when the two are equal. Invariant (checked by graph validation): 0 < slide <= size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Windows {
+    size: i64,
+    slide: i64,
+}
+
+impl Windows {
+    /// `None` for the global window.
+    fn of(window: Window) -> Option<Self> {
+        let ms = |ms: u64| i64::try_from(ms).unwrap_or(i64::MAX);
+        match window {
+            Window::Global => None,
+            Window::Tumbling(size) => Some(Self {
+                size: ms(size),
+                slide: ms(size),
+            }),
+            Window::Sliding(w) => Some(Self {
+                size: ms(w.size_ms),
+                slide: ms(w.slide_ms),
+            }),
+        }
+    }
+
+    /// The starts of the windows that hold `time`, latest first. Windows that would start
+    /// before `i64::MIN` are cut to start at it (the latest) or left out (the others).
+    fn starts(self, time: i64) -> impl Iterator<Item = i64> {
+        let offset = time.rem_euclid(self.slide);
+        let latest = time.saturating_sub(offset);
+        // Window `latest - k * slide` holds `time` while `k * slide < size - offset`.
+        let count = if self.size == self.slide {
+            1
+        } else {
+            (self.size - offset - 1) / self.slide + 1
+        };
+        (0..count).map_while(move |k| latest.checked_sub(k * self.slide))
+    }
+
+    fn end(self, start: i64) -> i64 {
+        start.saturating_add(self.size)
+    }
+
+    /// The start of the latest window that `watermark` closes (whose end it has reached);
+    /// `None` while it closes none.
+    fn closed_through(self, watermark: i64) -> Option<i64> {
+        watermark.checked_sub(self.size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::SlidingWindow;
+
+    fn sliding(size_ms: u64, slide_ms: u64) -> Windows {
+        Windows::of(Window::Sliding(SlidingWindow { size_ms, slide_ms })).unwrap()
+    }
+
+    fn starts(windows: Windows, time: i64) -> Vec<i64> {
+        windows.starts(time).collect()
+    }
+
+    #[test]
+    fn tumbling_windows_hold_each_time_once() {
+        let hour = Windows::of(Window::Tumbling(3_600_000)).unwrap();
+        assert_eq!(starts(hour, 0), [0]);
+        assert_eq!(starts(hour, 3_599_999), [0]);
+        assert_eq!(starts(hour, 3_600_000), [3_600_000]);
+        assert_eq!(starts(hour, -1), [-3_600_000]);
+        assert_eq!(hour.end(3_600_000), 7_200_000);
+        assert_eq!(Windows::of(Window::Global), None);
+    }
+
+    #[test]
+    fn sliding_windows_hold_each_time_size_over_slide_times() {
+        let w = sliding(10_000, 2_000);
+        assert_eq!(starts(w, 12_345), [12_000, 10_000, 8_000, 6_000, 4_000]);
+        assert_eq!(starts(w, 12_000), [12_000, 10_000, 8_000, 6_000, 4_000]);
+        // 2_000 is the end of window -8_000, so that window does not hold it.
+        assert_eq!(starts(w, 2_000), [2_000, 0, -2_000, -4_000, -6_000]);
+        assert_eq!(starts(w, -1), [-2_000, -4_000, -6_000, -8_000, -10_000]);
+        assert_eq!(
+            starts(w, -12_345),
+            [-14_000, -16_000, -18_000, -20_000, -22_000]
+        );
+        for start in starts(w, 12_345) {
+            assert!(start <= 12_345 && 12_345 < w.end(start), "window {start}");
+        }
+    }
+
+    #[test]
+    fn sliding_windows_whose_slide_does_not_divide_the_size() {
+        let w = sliding(10, 4);
+        // Windows [8, 18), [4, 14) and [0, 10) hold 9; [-4, 6) does not.
+        assert_eq!(starts(w, 9), [8, 4, 0]);
+        // Only [8, 18) and [4, 14) hold 10.
+        assert_eq!(starts(w, 10), [8, 4]);
+        assert_eq!(starts(w, -1), [-4, -8]);
+    }
+
+    #[test]
+    fn extreme_times_do_not_overflow() {
+        let w = sliding(10_000, 2_000);
+        assert_eq!(starts(w, i64::MAX).len(), 5);
+        assert_eq!(w.end(i64::MAX - 1), i64::MAX);
+        // Window starts below i64::MIN are cut: the latest to i64::MIN, the rest left out.
+        assert_eq!(starts(w, i64::MIN), [i64::MIN]);
+        let huge = sliding(u64::MAX, 1);
+        assert_eq!(huge.starts(0).next(), Some(0));
+        assert_eq!(huge.starts(0).nth(3), Some(-3));
+    }
+
+    fn batch(events: &[(&[u8], i64, &[u8])]) -> Batch {
+        let mut bytes = Vec::new();
+        for &(key, time, value) in events {
+            spillway_frame::write_event(&mut bytes, Some(key), time, value);
+        }
+        Batch {
+            route: 0,
+            max_time: events.iter().map(|e| e.1).max().unwrap_or(i64::MIN),
+            events: bytes,
+        }
+    }
+
+    /// The groups as `START KEY VALUES`, in order of window start, then key.
+    fn sorted(groups: Groups<'_>) -> Vec<String> {
+        let groups: BTreeMap<_, _> = groups.into_iter().collect();
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        groups
+            .into_iter()
+            .map(|((start, key), values)| {
+                let values: Vec<String> = values.into_iter().map(text).collect();
+                format!("{start} {} {}", text(key), values.join(","))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn events_are_grouped_into_every_open_sliding_window() {
+        let batches = [
+            batch(&[(b"a", 12_345, b"1"), (b"b", 5_000, b"2")]),
+            batch(&[(b"a", 13_000, b"3")]),
+        ];
+        // Windows starting at or before 5_000 closed: 12_345 and 13_000 miss window 4_000 and
+        // count as late; 5_000 misses all its windows (-4_000 to 4_000).
+        let (groups, late) =
+            group_by_window(&batches, Some(sliding(10_000, 2_000)), Some(5_000)).unwrap();
+        assert_eq!(late, 3);
+        assert_eq!(
+            sorted(groups),
+            ["6000 a 1,3", "8000 a 1,3", "10000 a 1,3", "12000 a 1,3"]
+        );
+
+        let (groups, late) = group_by_window(&batches, Some(sliding(10_000, 2_000)), None).unwrap();
+        assert_eq!(late, 0);
+        assert_eq!(
+            sorted(groups),
+            [
+                "-4000 b 2",
+                "-2000 b 2",
+                "0 b 2",
+                "2000 b 2",
+                "4000 a 1,3",
+                "4000 b 2",
+                "6000 a 1,3",
+                "8000 a 1,3",
+                "10000 a 1,3",
+                "12000 a 1,3",
+            ]
+        );
+    }
+
+    #[test]
+    fn global_and_tumbling_windows_group_each_event_once() {
+        let batches = [batch(&[
+            (b"a", 999, b"1"),
+            (b"a", 1_000, b"2"),
+            (b"a", 7, b"3"),
+        ])];
+        let (groups, late) = group_by_window(&batches, None, None).unwrap();
+        assert_eq!(late, 0);
+        assert_eq!(sorted(groups), [format!("{} a 1,2,3", i64::MIN)]);
+        let second = Windows::of(Window::Tumbling(1_000));
+        let (groups, late) = group_by_window(&batches, second, Some(0)).unwrap();
+        assert_eq!(late, 2);
+        assert_eq!(sorted(groups), ["1000 a 2"]);
+    }
+
+    #[test]
+    fn a_window_closes_when_the_watermark_reaches_its_end() {
+        let w = sliding(10_000, 2_000);
+        // Window [4_000, 14_000) closes at watermark 14_000, not before.
+        assert_eq!(w.closed_through(13_999), Some(3_999));
+        assert_eq!(w.closed_through(14_000), Some(4_000));
+        assert_eq!(w.closed_through(i64::MIN), None);
+        assert_eq!(w.closed_through(i64::MIN + 9_999), None);
+        assert_eq!(w.closed_through(i64::MIN + 10_000), Some(i64::MIN));
     }
 }

@@ -160,23 +160,7 @@ impl GuestModule {
     /// A hash of the graph's shape: names, operators, windows and edges. Snapshots made by
     /// a module with the same graph can be resumed even if its code changed.
     pub fn graph_fingerprint(&self) -> u64 {
-        let mut canonical = String::new();
-        for node in &self.graph.nodes {
-            let op = match &node.op {
-                Operator::Source(name) => format!("source:{name}"),
-                Operator::Transform => "transform".to_owned(),
-                Operator::Aggregate(spec) => {
-                    let window = match spec.window {
-                        super::Window::Global => "global".to_owned(),
-                        super::Window::Tumbling(ms) => format!("tumbling:{ms}"),
-                    };
-                    format!("aggregate:{window}:{}", spec.max_out_of_orderness_ms)
-                }
-                Operator::Sink(name) => format!("sink:{name}"),
-            };
-            canonical.push_str(&format!("{}|{op}|{:?}\n", node.name, node.inputs));
-        }
-        xxhash_rust::xxh3::xxh3_64(canonical.as_bytes())
+        graph_fingerprint(&self.graph)
     }
 
     /// What a snapshot records about the pipeline that made it.
@@ -195,6 +179,28 @@ impl GuestModule {
             .get(node as usize)
             .map_or("<unknown>", |n| n.name.as_str())
     }
+}
+
+/// See [`GuestModule::graph_fingerprint`].
+fn graph_fingerprint(graph: &Graph) -> u64 {
+    let mut canonical = String::new();
+    for node in &graph.nodes {
+        let op = match &node.op {
+            Operator::Source(name) => format!("source:{name}"),
+            Operator::Transform => "transform".to_owned(),
+            Operator::Aggregate(spec) => {
+                let window = match spec.window {
+                    super::Window::Global => "global".to_owned(),
+                    super::Window::Tumbling(ms) => format!("tumbling:{ms}"),
+                    super::Window::Sliding(w) => format!("sliding:{}:{}", w.size_ms, w.slide_ms),
+                };
+                format!("aggregate:{window}:{}", spec.max_out_of_orderness_ms)
+            }
+            Operator::Sink(name) => format!("sink:{name}"),
+        };
+        canonical.push_str(&format!("{}|{op}|{:?}\n", node.name, node.inputs));
+    }
+    xxhash_rust::xxh3::xxh3_64(canonical.as_bytes())
 }
 
 fn read_checked(path: &Path, max_bytes: u64) -> Result<Vec<u8>, ModuleError> {
@@ -260,7 +266,7 @@ fn one_line(text: &str) -> String {
 }
 
 /// Checks what the host relies on: inputs point to earlier nodes, one input per non-source,
-/// unique names, windows of positive size.
+/// unique names, windows of positive size, sliding windows that slide by at most their size.
 ///
 /// # Errors
 /// What is wrong, as the end of a sentence ("two nodes are named `x`").
@@ -296,14 +302,113 @@ pub fn validate_graph(graph: &Graph) -> Result<(), String> {
                 ));
             }
         }
-        if let Operator::Aggregate(spec) = &node.op
-            && let super::Window::Tumbling(0) = spec.window
-        {
-            return Err(format!(
-                "aggregate `{}` has a tumbling window of 0 ms",
-                node.name
-            ));
+        if let Operator::Aggregate(spec) = &node.op {
+            check_window(spec.window)
+                .map_err(|problem| format!("aggregate `{}` has {problem}", node.name))?;
         }
     }
     Ok(())
+}
+
+/// What is wrong with `window`, as the object of a sentence ("a tumbling window of 0 ms").
+fn check_window(window: super::Window) -> Result<(), String> {
+    match window {
+        super::Window::Tumbling(0) => Err("a tumbling window of 0 ms".into()),
+        super::Window::Sliding(w) if w.size_ms == 0 => Err("a sliding window of 0 ms".into()),
+        super::Window::Sliding(w) if w.slide_ms == 0 => {
+            Err("a sliding window that slides by 0 ms".into())
+        }
+        super::Window::Sliding(w) if w.slide_ms > w.size_ms => Err(format!(
+            "a sliding window that slides by {} ms, more than its size of {} ms \
+             (events between windows would belong to none)",
+            w.slide_ms, w.size_ms
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{AggregateSpec, Node, SlidingWindow, Window};
+
+    fn graph(window: Window) -> Graph {
+        let node = |name: &str, op, inputs: &[u32]| Node {
+            name: name.to_owned(),
+            op,
+            inputs: inputs.to_vec(),
+        };
+        let spec = AggregateSpec {
+            window,
+            max_out_of_orderness_ms: 0,
+        };
+        Graph {
+            nodes: vec![
+                node("in", Operator::Source("in".to_owned()), &[]),
+                node("count", Operator::Aggregate(spec), &[0]),
+                node("out", Operator::Sink("out".to_owned()), &[1]),
+            ],
+        }
+    }
+
+    fn sliding(size_ms: u64, slide_ms: u64) -> Window {
+        Window::Sliding(SlidingWindow { size_ms, slide_ms })
+    }
+
+    #[test]
+    fn windows_of_positive_size_are_valid() {
+        for window in [
+            Window::Global,
+            Window::Tumbling(1),
+            sliding(10_000, 2_000),
+            sliding(10_000, 3_000),
+            sliding(5, 5),
+            sliding(u64::MAX, 1),
+        ] {
+            assert_eq!(validate_graph(&graph(window)), Ok(()), "{window:?}");
+        }
+    }
+
+    #[test]
+    fn each_window_has_its_own_graph_fingerprint() {
+        let fingerprints: HashSet<u64> = [
+            Window::Global,
+            Window::Tumbling(10_000),
+            sliding(10_000, 10_000),
+            sliding(10_000, 2_000),
+            sliding(2_000, 2_000),
+        ]
+        .into_iter()
+        .map(|window| graph_fingerprint(&graph(window)))
+        .collect();
+        assert_eq!(fingerprints.len(), 5);
+        assert_eq!(
+            graph_fingerprint(&graph(sliding(10_000, 2_000))),
+            graph_fingerprint(&graph(sliding(10_000, 2_000)))
+        );
+    }
+
+    #[test]
+    fn empty_or_gapped_windows_are_rejected_by_name() {
+        assert_eq!(
+            validate_graph(&graph(Window::Tumbling(0))),
+            Err("aggregate `count` has a tumbling window of 0 ms".to_owned())
+        );
+        assert_eq!(
+            validate_graph(&graph(sliding(0, 0))),
+            Err("aggregate `count` has a sliding window of 0 ms".to_owned())
+        );
+        assert_eq!(
+            validate_graph(&graph(sliding(1_000, 0))),
+            Err("aggregate `count` has a sliding window that slides by 0 ms".to_owned())
+        );
+        assert_eq!(
+            validate_graph(&graph(sliding(1_000, 2_000))),
+            Err(
+                "aggregate `count` has a sliding window that slides by 2000 ms, more than its \
+                 size of 1000 ms (events between windows would belong to none)"
+                    .to_owned()
+            )
+        );
+    }
 }
