@@ -100,6 +100,30 @@ pub fn write_event(out: &mut Vec<u8>, key: Option<&[u8]>, time: i64, value: &[u8
     write_bytes(out, value);
 }
 
+/// Appends one event whose value `write_value` writes straight into `out`, so that no
+/// temporary buffer is needed. Whatever it appends is the value; its result is passed through.
+///
+/// # Panics
+///
+/// If the value is 4 GiB or larger, which the framing cannot express.
+#[inline]
+pub fn write_event_with<R>(
+    out: &mut Vec<u8>,
+    key: Option<&[u8]>,
+    time: i64,
+    write_value: impl FnOnce(&mut Vec<u8>) -> R,
+) -> R {
+    write_opt_bytes(out, key);
+    out.extend_from_slice(&time.to_le_bytes());
+    let len_at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    let result = write_value(out);
+    let len = out.len() - len_at - 4;
+    let len = u32::try_from(len).expect("an event value must be shorter than 4 GiB");
+    out[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+    result
+}
+
 /// Appends the head of a group; follow it with exactly `value_count` calls to [`write_bytes`].
 #[inline]
 pub fn write_group_head(

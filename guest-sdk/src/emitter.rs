@@ -1,6 +1,6 @@
 //! [`Emitter`]: appends events to an output batch.
 
-use spillway_frame::{EventReader, write_event, write_opt_bytes};
+use spillway_frame::{EventReader, write_event, write_event_with};
 
 /// Appends output events straight into the batch a call returns to the host.
 ///
@@ -59,15 +59,7 @@ impl Emitter {
         time: i64,
         write_value: impl FnOnce(&mut Vec<u8>) -> R,
     ) -> R {
-        write_opt_bytes(&mut self.batch, key);
-        self.batch.extend_from_slice(&time.to_le_bytes());
-        let len_at = self.batch.len();
-        self.batch.extend_from_slice(&[0; 4]);
-        let result = write_value(&mut self.batch);
-        let len = self.batch.len() - len_at - 4;
-        let len = u32::try_from(len).expect("an event value must be shorter than 4 GiB");
-        self.batch[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
-        result
+        write_event_with(&mut self.batch, key, time, write_value)
     }
 
     /// The events written so far.

@@ -2,7 +2,9 @@
 //! of dataflow; the `dataflow` operators drive them.
 
 mod lines;
+mod nexmark;
 mod replay;
 
 pub use lines::{LineSink, LineSource, Read};
+pub use nexmark::NexmarkSource;
 pub use replay::Schedule;

@@ -654,3 +654,42 @@ fn s3_outage_while_running_loses_nothing() {
     finish(&backend, 2, "access-log", "logs", "report", &input, &out);
     assert_eq!(line_counts(&out), expected);
 }
+
+#[test]
+fn nexmark_source_resumes_where_the_snapshot_left_off_after_sigkill() {
+    const EVENTS: usize = 400_000;
+    let expected = crate::nexmark::q7(&crate::nexmark::events(EVENTS));
+    let dir = tempfile::tempdir().unwrap();
+    let snapshots = dir.path().join("snapshots");
+    let backend = Backend::Folder(snapshots.clone());
+    let out = dir.path().join("highest.txt");
+    let mut command = persistent_job(
+        &backend,
+        2,
+        "nexmark-q7",
+        format!("events=nexmark:?events={EVENTS}"),
+        format!("highest_bids={}", out.display()),
+    );
+    command
+        .args(["--epoch-records", "5000", "--max-restarts", "3"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut job = command.spawn().unwrap();
+    // Kill a worker once a few snapshots are committed, so the restart resumes mid-sequence.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let manifests = || std::fs::read_dir(snapshots.join("manifests")).map_or(0, |d| d.count());
+    while manifests() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let victim = *children(job.id()).last().expect("spawn has workers");
+    assert!(unsafe_kill(victim), "worker {victim} was already gone");
+    let status = wait_with_limit(&mut job, Duration::from_secs(120));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(job.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "job failed:\n{stderr}");
+    assert!(
+        stderr.contains("restarting all workers from the last snapshot"),
+        "{stderr}"
+    );
+    assert_eq!(line_counts(&out), expected, "log:\n{stderr}");
+}

@@ -143,6 +143,7 @@ fn print_manifest(m: &Manifest) {
             SourcePosition::File { offset, lines } => format!("byte {offset} (line {lines})"),
             SourcePosition::Directory { file, offset } => format!("file {file}, byte {offset}"),
             SourcePosition::Stdin { records } => format!("{records} lines of standard input"),
+            SourcePosition::Generated { events } => format!("{events} generated events"),
         };
         println!("source `{name}`: at {at}");
     }

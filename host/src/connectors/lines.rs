@@ -99,6 +99,7 @@ impl LineSource {
                 reader: BufReader::new(io::stdin()),
                 records: 0,
             },
+            (SourceBinding::Nexmark { .. }, _) => bail!("a nexmark source has no lines"),
         };
         let lines = match from {
             Some(SourcePosition::File { lines, .. }) => *lines,
@@ -338,6 +339,7 @@ impl LineSink {
                 Box::new(BufWriter::with_capacity(1 << 16, file))
             }
             SinkBinding::Stdout => Box::new(BufWriter::new(io::stdout())),
+            SinkBinding::Discard => Box::new(io::sink()),
         };
         Ok(Self {
             writer,

@@ -1,4 +1,5 @@
 //! A named sink: every batch goes to worker 0, which writes each event's value as one line.
+//! A `null:` sink is the exception: each worker counts and drops its own batches.
 //!
 //! Records are written an epoch at a time, in epoch order, once the epoch is complete, so the
 //! file's length at the end of an epoch is exact; that length is the sink's share of the
@@ -30,13 +31,18 @@ pub(super) fn build<'scope>(
         .resumed_manifest()
         .and_then(|m| m.sinks.get(name))
         .copied();
+    let everywhere = *binding == SinkBinding::Discard;
     let mut writer = match context.index {
         0 => Some(LineSink::open(binding, committed.unwrap_or(0))?),
+        _ if everywhere => Some(LineSink::open(binding, 0)?),
         _ => None,
     };
     let context = context.clone();
     let name = name.to_owned();
-    let pact = Exchange::new(|_: &Batch| 0);
+    let pact = Exchange::new(move |batch: &Batch| match everywhere {
+        true => u64::from(batch.route),
+        false => 0,
+    });
     let stream = input.unary_frontier(pact, &format!("sink {name}"), move |capability, _| {
         // Kept to report the file's length at epochs that brought no records.
         let mut held = writer.is_some().then_some(capability);

@@ -1,6 +1,9 @@
-//! A named source: one worker reads the bound connector, cuts it into batches and epochs, and
-//! deals the batches round-robin to all workers. At the end of each epoch it reports its
-//! read position for the snapshot of that epoch.
+//! A named source: cuts its connector's records into batches and epochs, and at the end of
+//! each epoch reports its read position for the snapshot of that epoch.
+//!
+//! A line source is read by one worker, which deals the batches round-robin to all workers.
+//! A generated (`nexmark:`) source runs on every worker, each keeping its own share; its
+//! epochs end at fixed global event counts so that all workers cut at the same events.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -12,7 +15,8 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use super::{Batch, BatchStream, Counters, PartOutput, PartStream, SnapshotPart, WorkerContext};
 use super::{BatchOutput, bump};
 use crate::config::SourceBinding;
-use crate::connectors::{LineSource, Read};
+use crate::connectors::{LineSource, NexmarkSource, Read};
+use crate::state::SourcePosition;
 
 /// Batches read per activation before yielding to the other operators.
 const BATCHES_PER_ACTIVATION: usize = 16;
@@ -21,20 +25,108 @@ const POLL_EVERY: Duration = Duration::from_millis(5);
 /// How often a file source measures how much of its file is unread.
 const BACKLOG_EVERY: Duration = Duration::from_millis(100);
 
-/// Builds source `name`, read by worker `reader`; every other worker's instance is empty.
+/// What a source operator reads.
+enum Reader {
+    Lines(LineSource),
+    Generated {
+        source: Box<NexmarkSource>,
+        /// Global event count at which the current epoch ends.
+        epoch_end: u64,
+    },
+}
+
+impl Reader {
+    /// Opens `binding` on this worker, or `None` where another worker reads it: line sources
+    /// are read by worker `line_reader` alone.
+    fn open(
+        binding: &SourceBinding,
+        context: &WorkerContext,
+        resume_at: Option<&SourcePosition>,
+        line_reader: usize,
+    ) -> Result<Option<Self>> {
+        let epoch_records = context.config.epochs.max_records;
+        Ok(match binding {
+            SourceBinding::Nexmark { events } => {
+                let peers = context.config.workers();
+                let source = NexmarkSource::open(*events, context.index, peers, resume_at)?;
+                let source = Box::new(source);
+                let epoch_end = source.done().saturating_add(epoch_records);
+                Some(Self::Generated { source, epoch_end })
+            }
+            _ if context.index == line_reader => {
+                Some(Self::Lines(LineSource::open(binding, resume_at)?))
+            }
+            _ => None,
+        })
+    }
+
+    /// Appends up to `want` records to `batch` (per worker, for a generated source).
+    fn read_batch(&mut self, want: usize, peers: u64, batch: &mut Vec<u8>) -> Result<Read> {
+        match self {
+            Self::Lines(lines) => lines.read_batch(want, batch),
+            Self::Generated { source, epoch_end } => {
+                Ok(source.read_batch(want as u64 * peers, *epoch_end, batch))
+            }
+        }
+    }
+
+    /// Whether the current epoch is full, given the records read in it.
+    fn epoch_full(&self, records: u64, max_records: u64) -> bool {
+        match self {
+            Self::Lines(_) => records >= max_records,
+            Self::Generated { source, epoch_end } => source.done() >= *epoch_end,
+        }
+    }
+
+    fn start_epoch(&mut self, max_records: u64) {
+        if let Self::Generated { epoch_end, .. } = self {
+            *epoch_end = epoch_end.saturating_add(max_records);
+        }
+    }
+
+    /// The worker a batch goes to: line batches are dealt round-robin, generated ones stay.
+    fn route(&self, sequence: u64, index: usize, peers: u64) -> u32 {
+        match self {
+            Self::Lines(_) => (sequence % peers) as u32,
+            Self::Generated { .. } => index as u32,
+        }
+    }
+
+    fn position(&self) -> SourcePosition {
+        match self {
+            Self::Lines(lines) => lines.position(),
+            Self::Generated { source, .. } => source.position(),
+        }
+    }
+
+    /// Records not read yet, as far as the reader can tell.
+    fn unread(&self) -> u64 {
+        match self {
+            Self::Lines(lines) => lines.unread_lines(),
+            Self::Generated { source, .. } => source.unread(),
+        }
+    }
+
+    /// Lines read so far (0 for a generated source).
+    fn lines(&self) -> u64 {
+        match self {
+            Self::Lines(lines) => lines.lines(),
+            Self::Generated { .. } => 0,
+        }
+    }
+}
+
+/// Builds source `name`. A line source is read by worker `line_reader`; every other worker's
+/// instance is empty.
 pub(super) fn build<'scope>(
     scope: Scope<'scope, u64>,
     context: &WorkerContext,
     name: &str,
     binding: &SourceBinding,
-    reader: usize,
+    line_reader: usize,
 ) -> Result<(BatchStream<'scope>, PartStream<'scope>)> {
     let resume_at = context.resumed_manifest().and_then(|m| m.sources.get(name));
-    let mut lines = if scope.index() == reader {
-        Some(LineSource::open(binding, resume_at)?)
-    } else {
-        None
-    };
+    let mut source = Reader::open(binding, context, resume_at, line_reader)?;
     let context = context.clone();
     let name = name.to_owned();
     let epochs = context.config.epochs.clone();
@@ -55,7 +147,7 @@ pub(super) fn build<'scope>(
     let mut parts = PartOutput::from(parts);
     let activator = scope.activator_for(info.address);
     builder.build(move |mut capabilities| {
-        let mut capability = lines.is_some().then(|| {
+        let mut capability = source.is_some().then(|| {
             let mut caps = (capabilities.remove(0), capabilities.remove(0));
             caps.0.downgrade(&first_epoch);
             caps.1.downgrade(&first_epoch);
@@ -67,7 +159,7 @@ pub(super) fn build<'scope>(
         let mut idle_since: Option<Instant> = None;
         let mut backlog_checked = Instant::now() - BACKLOG_EVERY;
         // A replay's schedule continues from the lines already emitted before a restart.
-        let schedule_origin = lines.as_ref().map(|reader| {
+        let schedule_origin = source.as_ref().map(|reader| {
             Instant::now()
                 - schedule
                     .as_ref()
@@ -76,7 +168,7 @@ pub(super) fn build<'scope>(
         move |_frontiers| {
             let _busy = context.busy();
             let (Some((events_cap, parts_cap)), Some(reader)) =
-                (capability.as_mut(), lines.as_mut())
+                (capability.as_mut(), source.as_mut())
             else {
                 return;
             };
@@ -102,7 +194,7 @@ pub(super) fn build<'scope>(
                 context
                     .counters
                     .backlog
-                    .store(reader.unread_lines(), Ordering::Relaxed);
+                    .store(reader.unread(), Ordering::Relaxed);
                 backlog_checked = Instant::now();
             }
             let pause = context.pause_requested();
@@ -116,12 +208,13 @@ pub(super) fn build<'scope>(
                 let want = epochs
                     .batch_size
                     .min(budget.min(usize::MAX as u64) as usize);
-                match context.check(reader.read_batch(want, &mut batch)) {
+                match context.check(reader.read_batch(want, peers, &mut batch)) {
+                    Read::Records(0) => break,
                     Read::Records(count) => {
                         idle_since = None;
                         budget -= count as u64;
                         Counters::add(&context.counters.events_in, count as u64);
-                        let route = (sequence % peers) as u32;
+                        let route = reader.route(sequence, context.index, peers);
                         sequence += 1;
                         let batch = Batch {
                             route,
@@ -141,12 +234,14 @@ pub(super) fn build<'scope>(
                         break;
                     }
                 }
-                if epoch_records >= epochs.max_records {
+                if reader.epoch_full(epoch_records, epochs.max_records) {
                     break;
                 }
             }
-            let epoch_due = epoch_records >= epochs.max_records
-                || (epoch_records > 0 && epoch_start.elapsed() >= epoch_length);
+            let epoch_due = reader.epoch_full(epoch_records, epochs.max_records)
+                || (matches!(reader, Reader::Lines(_))
+                    && epoch_records > 0
+                    && epoch_start.elapsed() >= epoch_length);
             if epoch_due || ended {
                 let position = SnapshotPart::Source {
                     name: name.clone(),
@@ -157,12 +252,13 @@ pub(super) fn build<'scope>(
             if ended {
                 context.counters.backlog.store(0, Ordering::Relaxed);
                 capability = None;
-                lines = None;
+                source = None;
                 return;
             }
             if epoch_due {
                 bump(events_cap);
                 bump(parts_cap);
+                reader.start_epoch(epochs.max_records);
                 epoch_records = 0;
                 epoch_start = Instant::now();
             }

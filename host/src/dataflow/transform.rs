@@ -80,6 +80,7 @@ fn run_batch<'a>(
 ) -> (Vec<u8>, Vec<Failure<'a>>) {
     let mut guest = context.guest.borrow_mut();
     match guest.transform(node, events) {
+        Ok(output) if output.errors.is_empty() => (output.events, Vec::new()),
         Ok(output) => {
             let records: Vec<&[u8]> = spillway_frame::EventReader::new(events)
                 .map(|event| event.map_or(&b""[..], |e| e.value))

@@ -43,6 +43,8 @@ pub enum SourcePosition {
     Directory { file: String, offset: u64 },
     /// Standard input cannot be replayed; recorded for completeness.
     Stdin { records: u64 },
+    /// Events of a generated sequence done by every worker (`nexmark:`).
+    Generated { events: u64 },
 }
 
 /// One key group's bytes inside a state object.
