@@ -10,6 +10,7 @@ mod measure;
 mod native;
 
 use std::fmt;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -122,7 +123,7 @@ impl fmt::Display for Setup {
             } => {
                 write!(f, "-n {processes} -t 1")?;
                 if *snapshots {
-                    f.write_str(" +snap 1s")?;
+                    f.write_str(" +snapshots")?;
                 }
                 Ok(())
             }
@@ -190,28 +191,15 @@ fn main() -> Result<()> {
         let records = native.records;
         eprintln!("{query}: native {:.0} records/s", native.rate());
         rows.push(native);
-        let mut epoch_records = 0;
         for (processes, snapshots) in [(1, false), (2, false), (1, true)] {
             let setup = Setup::Spillway {
                 processes,
                 snapshots,
             };
             let row = best_of(args.runs, || {
-                run_spillway(
-                    &args,
-                    query,
-                    setup,
-                    &words,
-                    records,
-                    epoch_records,
-                    &scratch,
-                )
+                run_spillway(&args, query, setup, &words, records, &scratch)
             })?;
             eprintln!("{query}: {setup} {:.0} records/s", row.rate());
-            if processes == 1 && !snapshots {
-                // Snapshots are taken once per epoch: size epochs to about a second.
-                epoch_records = (row.rate() as u64).max(1_000);
-            }
             rows.push(row);
         }
     }
@@ -265,7 +253,6 @@ fn run_spillway(
     setup: Setup,
     words: &Path,
     records: u64,
-    epoch_records: u64,
     scratch: &tempfile::TempDir,
 ) -> Result<Row> {
     let Setup::Spillway {
@@ -288,13 +275,14 @@ fn run_spillway(
         .args(["--source", &input])
         .args(["--sink", &format!("{sink}=null:")]);
     if snapshots {
+        // One snapshot per epoch: epochs end every 100,000 source records (the default) or
+        // after a second, so at these rates there are several snapshots a second.
         let store = scratch.path().join(format!("snapshots-{query}"));
         command
             .arg("--persistence")
             .arg(&store)
             .arg("--fresh-start")
-            .args(["--snapshot-interval-ms", "1000"])
-            .args(["--epoch-records", &epoch_records.to_string()]);
+            .args(["--snapshot-interval-ms", "1000"]);
     }
     let run = measure::run(&mut command)?;
     let out = summary_count(&run.stderr, " out,")
@@ -315,14 +303,17 @@ fn summary_count(stderr: &str, label: &str) -> Option<u64> {
     before.rsplit(' ').next()?.parse().ok()
 }
 
-/// The wordcount input: the real access log, `copies` times over.
+/// The wordcount input: the real access log, `copies` times over. Written a copy at a time:
+/// children inherit this process's peak memory in their own figure.
 fn write_wordcount_input(text: &Path, copies: u32, path: &Path) -> Result<()> {
     let text = std::fs::read(text).with_context(|| format!("cannot read {}", text.display()))?;
-    let mut all = Vec::with_capacity(text.len() * copies as usize);
+    let mut file =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     for _ in 0..copies {
-        all.extend_from_slice(&text);
+        file.write_all(&text)
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    std::fs::write(path, all).with_context(|| format!("cannot write {}", path.display()))
+    Ok(())
 }
 
 fn print_machine() {
@@ -382,7 +373,8 @@ fn print_table(rows: &[Row]) {
     println!(
         "records = Nexmark events, or words for wordcount. per core = records/s ÷ processes. \
          /native = per-core rate ÷ the native loop's. CPU s = user + system time of all \
-         processes. peak MiB = largest resident set of any one process."
+         processes. peak MiB = largest resident set of any one process. +snapshots = \
+         persistence to a local folder, one snapshot per epoch (100,000 source records or 1 s)."
     );
 }
 
@@ -430,7 +422,7 @@ fn print_targets(rows: &[Row]) {
         );
         let overhead = 1.0 - snap.rate() / one.rate();
         println!(
-            "  {query:<9} snapshots every second cost {:.1}%, target <= 10%: {}",
+            "  {query:<9} snapshots (every epoch, >= 1/s) cost {:.1}%, target <= 10%: {}",
             overhead * 100.0,
             verdict(overhead <= 0.10)
         );

@@ -12,7 +12,8 @@ pub struct Measured {
     pub wall: Duration,
     /// User plus system time.
     pub cpu: Duration,
-    /// Largest resident set of the child or any one waited-for descendant.
+    /// Largest resident set of the child or any one waited-for descendant. Linux counts the
+    /// parent's peak at the time of the spawn too, so the caller keeps its own small.
     pub peak_rss_kib: u64,
     pub stdout: String,
     pub stderr: String,

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
+use spillway_frame::EventReader;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 
@@ -52,7 +53,13 @@ pub(super) fn build<'scope>(
         move |(input, frontier), output| {
             let _busy = context.busy();
             input.for_each(|cap, data| {
-                if let Some(&time) = cap.least() {
+                if everywhere {
+                    // Nothing to order or commit: count now rather than hold the epoch.
+                    let count = data.drain(..).map(|b| EventReader::new(&b.events).count());
+                    if is_output {
+                        Counters::add(&context.counters.events_out, count.sum::<usize>() as u64);
+                    }
+                } else if let Some(&time) = cap.least() {
                     pending.entry(time).or_default().append(data);
                 }
             });
@@ -67,7 +74,7 @@ pub(super) fn build<'scope>(
                 }
                 let (epoch, batches) = entry.remove_entry();
                 for batch in batches {
-                    for event in spillway_frame::EventReader::new(&batch.events) {
+                    for event in EventReader::new(&batch.events) {
                         let event = context.check(event.map_err(anyhow::Error::from));
                         context.check(sink.write_record(event.value));
                         written += 1;

@@ -240,7 +240,7 @@ pub fn restore_state(
                     format!("key group {} of {} is unreadable", range.group, object.path)
                 })?;
             for (window_start, key, accumulator) in entries {
-                state.put(window_start, &key, accumulator);
+                state.put(window_start, &key, &accumulator);
             }
         }
     }

@@ -12,20 +12,27 @@ pub struct ClosedWindow {
 /// Accumulators by window start, then key. The global window is stored under `i64::MIN`.
 #[derive(Debug, Default)]
 pub struct WindowedState {
-    windows: BTreeMap<i64, HashMap<Vec<u8>, Vec<u8>>>,
+    windows: BTreeMap<i64, Accumulators>,
 }
+
+/// One window's accumulators by key, hashed with foldhash (fast, randomly seeded).
+type Accumulators = HashMap<Vec<u8>, Vec<u8>, foldhash::fast::RandomState>;
 
 impl WindowedState {
     pub fn get(&self, window_start: i64, key: &[u8]) -> Option<&[u8]> {
         self.windows.get(&window_start)?.get(key).map(Vec::as_slice)
     }
 
-    pub fn put(&mut self, window_start: i64, key: &[u8], accumulator: Vec<u8>) {
+    /// Stores a copy of `accumulator`, reusing the old one's allocation where it fits.
+    pub fn put(&mut self, window_start: i64, key: &[u8], accumulator: &[u8]) {
         let window = self.windows.entry(window_start).or_default();
         match window.get_mut(key) {
-            Some(slot) => *slot = accumulator,
+            Some(slot) => {
+                slot.clear();
+                slot.extend_from_slice(accumulator);
+            }
             None => {
-                window.insert(key.to_vec(), accumulator);
+                window.insert(key.to_vec(), accumulator.to_vec());
             }
         }
     }
@@ -61,7 +68,7 @@ impl WindowedState {
 
     /// Number of (window, key) accumulators held.
     pub fn len(&self) -> usize {
-        self.windows.values().map(HashMap::len).sum()
+        self.windows.values().map(Accumulators::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -76,10 +83,10 @@ mod tests {
     #[test]
     fn closes_windows_in_order_up_to_the_bound() {
         let mut state = WindowedState::default();
-        state.put(3_600_000, b"b", vec![2]);
-        state.put(0, b"a", vec![1]);
-        state.put(0, b"a", vec![3]);
-        state.put(7_200_000, b"c", vec![4]);
+        state.put(3_600_000, b"b", &[2]);
+        state.put(0, b"a", &[1]);
+        state.put(0, b"a", &[3]);
+        state.put(7_200_000, b"c", &[4]);
         assert_eq!(state.len(), 3);
         let closed = state.close_through(3_600_000);
         assert_eq!(
