@@ -38,7 +38,9 @@ pub struct Batch {
     /// Largest event time among the sender's events for this epoch, for watermarks
     /// (`i64::MIN` when unknown or empty).
     pub max_time: i64,
-    /// Events in the `spillway-frame` framing.
+    /// Events in the `spillway-frame` framing. Serialised as one byte string: serde's default
+    /// for `Vec<u8>` goes byte by byte, which made exchanges between processes CPU-bound.
+    #[serde(with = "serde_bytes")]
     pub events: Vec<u8>,
 }
 
