@@ -87,9 +87,9 @@ fn hot_items(bids: impl Iterator<Item = Bid>, emit: &mut impl FnMut(&[u8])) {
             let (start, counts) = entry.remove_entry();
             let mut hottest = Hottest::default();
             for (auction, bids) in counts {
-                hottest.offer(auction, bids);
+                hottest.offer(bids, auction);
             }
-            hottest.write_lines(start, &mut *emit);
+            queries::write_q5(start, hottest, &mut *emit);
         }
     };
     for bid in bids {
@@ -119,7 +119,7 @@ fn highest_bids(bids: impl Iterator<Item = Bid>, emit: &mut impl FnMut(&[u8])) {
                 break;
             }
             let (start, highest) = entry.remove_entry();
-            highest.write_lines(start, &mut *emit);
+            queries::write_q7(start, highest, &mut *emit);
         }
     };
     for bid in bids {

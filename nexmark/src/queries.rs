@@ -5,9 +5,9 @@
 //!   output `auction,bidder,price,date_time,extra`.
 //! - **q2**, selection: bids on every 123rd auction, [`q2_selects`]; output `auction,price`.
 //! - **q5**, hot items: per sliding window ([`Q5_WINDOW_MS`] every [`Q5_SLIDE_MS`]), the
-//!   auctions with the most bids, [`Hottest`]; output `window_start,auction,bids`.
+//!   auctions with the most bids, [`Hottest`]; output [`write_q5`].
 //! - **q7**, highest bid: per tumbling window of [`Q7_WINDOW_MS`], the bids with the highest
-//!   price, [`Highest`]; output `window_start,auction,bidder,price,date_time`.
+//!   price, [`Highest`]; output [`write_q7`].
 //!
 //! Ties keep every winner, so results do not depend on arrival order.
 
@@ -52,32 +52,51 @@ pub fn write_q2(bid: &Bid<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(n.format(bid.price).as_bytes());
 }
 
-/// q5: the auctions with the most bids in one window.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Hottest {
-    pub bids: u64,
-    pub auctions: Vec<u64>,
+/// The items with the highest score, every tie kept: q5's hottest auctions (score = bids) and
+/// q7's highest bids (score = price).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Top<T> {
+    pub score: u64,
+    pub items: Vec<T>,
 }
 
-impl Hottest {
-    /// Takes `auction` with its bid count into account.
-    pub fn offer(&mut self, auction: u64, bids: u64) {
-        if bids > self.bids {
-            self.bids = bids;
-            self.auctions.clear();
+impl<T> Default for Top<T> {
+    fn default() -> Self {
+        Self {
+            score: 0,
+            items: Vec::new(),
         }
-        if bids == self.bids {
-            self.auctions.push(auction);
+    }
+}
+
+impl<T: Ord> Top<T> {
+    /// Takes `item` with `score` into account.
+    pub fn offer(&mut self, score: u64, item: T) {
+        if score > self.score || self.items.is_empty() {
+            self.score = score;
+            self.items.clear();
+        }
+        if score == self.score {
+            self.items.push(item);
         }
     }
 
-    /// Output lines, one per hottest auction in ascending order.
-    pub fn write_lines(mut self, window_start: i64, mut line: impl FnMut(&[u8])) {
-        self.auctions.sort_unstable();
-        self.auctions.dedup();
-        for auction in self.auctions {
-            line(format!("{window_start},{auction},{}", self.bids).as_bytes());
-        }
+    /// The items in ascending order, each once.
+    pub fn into_sorted(mut self) -> Vec<T> {
+        self.items.sort_unstable();
+        self.items.dedup();
+        self.items
+    }
+}
+
+/// q5: the auctions with the most bids in one window.
+pub type Hottest = Top<u64>;
+
+/// q5's output lines for one window: `window_start,auction,bids`.
+pub fn write_q5(window_start: i64, hottest: Hottest, mut line: impl FnMut(&[u8])) {
+    let bids = hottest.score;
+    for auction in hottest.into_sorted() {
+        line(format!("{window_start},{auction},{bids}").as_bytes());
     }
 }
 
@@ -90,35 +109,17 @@ pub struct WinningBid {
 }
 
 /// q7: the bids with the highest price in one window.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Highest {
-    pub price: u64,
-    pub bids: Vec<WinningBid>,
-}
+pub type Highest = Top<WinningBid>;
 
-impl Highest {
-    /// Takes a bid at `price` into account.
-    pub fn offer(&mut self, price: u64, bid: WinningBid) {
-        if price > self.price || self.bids.is_empty() {
-            self.price = price;
-            self.bids.clear();
-        }
-        if price == self.price {
-            self.bids.push(bid);
-        }
-    }
-
-    /// Output lines, one per winning bid in ascending order.
-    pub fn write_lines(mut self, window_start: i64, mut line: impl FnMut(&[u8])) {
-        self.bids.sort_unstable();
-        self.bids.dedup();
-        for b in self.bids {
-            let text = format!(
-                "{window_start},{},{},{},{}",
-                b.auction, b.bidder, self.price, b.date_time
-            );
-            line(text.as_bytes());
-        }
+/// q7's output lines for one window: `window_start,auction,bidder,price,date_time`.
+pub fn write_q7(window_start: i64, highest: Highest, mut line: impl FnMut(&[u8])) {
+    let price = highest.score;
+    for b in highest.into_sorted() {
+        let text = format!(
+            "{window_start},{},{},{price},{}",
+            b.auction, b.bidder, b.date_time
+        );
+        line(text.as_bytes());
     }
 }
 
@@ -159,10 +160,10 @@ mod tests {
     fn hottest_keeps_every_tie() {
         let mut hot = Hottest::default();
         for (auction, bids) in [(7, 2), (3, 5), (9, 5), (1, 4)] {
-            hot.offer(auction, bids);
+            hot.offer(bids, auction);
         }
         let mut lines = Vec::new();
-        hot.write_lines(2_000, |l| {
+        write_q5(2_000, hot, |l| {
             lines.push(String::from_utf8(l.to_vec()).unwrap())
         });
         assert_eq!(lines, ["2000,3,5", "2000,9,5"]);
@@ -177,12 +178,14 @@ mod tests {
         };
         let mut high = Highest::default();
         high.offer(0, bid(4));
-        assert_eq!(high.bids.len(), 1);
+        assert_eq!(high.items.len(), 1);
         high.offer(10, bid(2));
         high.offer(3, bid(1));
         high.offer(10, bid(1));
         let mut lines = Vec::new();
-        high.write_lines(0, |l| lines.push(String::from_utf8(l.to_vec()).unwrap()));
+        write_q7(0, high, |l| {
+            lines.push(String::from_utf8(l.to_vec()).unwrap())
+        });
         assert_eq!(lines, ["0,1,1,10,5", "0,2,1,10,5"]);
     }
 }

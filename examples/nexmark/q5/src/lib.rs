@@ -7,7 +7,7 @@
 //! auction of each window: `window_start,auction,bids`.
 
 use spillway_guest::{Aggregator, Emitter, Pipeline, Window, WindowBounds};
-use spillway_nexmark::queries::{Hottest, Q5_SLIDE_MS, Q5_WINDOW_MS};
+use spillway_nexmark::queries::{self, Hottest, Q5_SLIDE_MS, Q5_WINDOW_MS};
 use spillway_nexmark::record;
 
 /// Declares the pipeline.
@@ -60,11 +60,11 @@ impl Aggregator for HottestAuctions {
 
     fn fold(&self, hottest: &mut Hottest, value: &[u8]) {
         let field = |at: usize| u64::from_le_bytes(value[at..at + 8].try_into().unwrap());
-        hottest.offer(field(0), field(8));
+        hottest.offer(field(8), field(0));
     }
 
     fn finish(&self, _key: &[u8], window: WindowBounds, hottest: Hottest, out: &mut Emitter) {
-        hottest.write_lines(window.start, |line| out.emit(None, window.start, line));
+        queries::write_q5(window.start, hottest, |line| out.emit(None, window.start, line));
     }
 }
 

@@ -6,7 +6,7 @@
 //! `highest_bids`, one line per winning bid: `window_start,auction,bidder,price,date_time`.
 
 use spillway_guest::{Aggregator, Emitter, Pipeline, Window, WindowBounds};
-use spillway_nexmark::queries::{Highest, Q7_WINDOW_MS, WinningBid};
+use spillway_nexmark::queries::{self, Highest, Q7_WINDOW_MS, WinningBid};
 use spillway_nexmark::record;
 
 /// Declares the pipeline.
@@ -51,10 +51,10 @@ impl Aggregator for HighestBid {
 
     fn finish(&self, _key: &[u8], window: WindowBounds, highest: Highest, out: &mut Emitter) {
         if self.last {
-            highest.write_lines(window.start, |line| out.emit(None, window.start, line));
+            queries::write_q7(window.start, highest, |line| out.emit(None, window.start, line));
         } else {
-            for bid in &highest.bids {
-                out.emit(Some(ALL), window.start, &encode(highest.price, bid));
+            for bid in &highest.items {
+                out.emit(Some(ALL), window.start, &encode(highest.score, bid));
             }
         }
     }
