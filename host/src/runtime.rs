@@ -47,6 +47,10 @@ pub fn engine(limits: &Limits) -> Result<Engine> {
     config.wasm_component_model(true);
     config.epoch_interruption(true);
     config.consume_fuel(limits.fuel.is_some());
+    // For `perf report` on guest code: names compiled functions in /tmp/perf-PID.map.
+    if std::env::var_os("SPILLWAY_PERF_MAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     let engine = Engine::new(&config)
         .map_err(anyhow::Error::from)
         .context("cannot start the WebAssembly engine")?;

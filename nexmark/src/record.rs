@@ -99,17 +99,22 @@ pub fn parse_bid(record: &[u8]) -> Result<Option<Bid<'_>>, ParseError> {
 }
 
 /// Parses the ASCII decimal number at the start of `text` up to a comma, without going
-/// through `str`: the number, and the text after the comma.
+/// through `str`: the number, and the text after the comma. At most 19 digits, which always
+/// fit a u64, so no overflow checks: in Wasm a checked u64 multiply is a call to a 128-bit
+/// multiply, and it was a tenth of the q2 pipeline's time.
 fn number(text: &[u8]) -> Option<(u64, &[u8])> {
-    let mut n: u64 = 0;
-    for (i, &b) in text.iter().enumerate() {
-        match b {
-            b'0'..=b'9' => n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?,
-            b',' if i > 0 => return Some((n, &text[i + 1..])),
-            _ => return None,
-        }
+    let digits = text
+        .iter()
+        .take(20)
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    if digits == 0 || digits > 19 || text.get(digits) != Some(&b',') {
+        return None;
     }
-    None
+    let n = text[..digits]
+        .iter()
+        .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
+    Some((n, &text[digits + 1..]))
 }
 
 fn error(what: &str, record: &[u8]) -> ParseError {
