@@ -47,7 +47,9 @@ impl SourceBinding {
                             )
                         })?,
                 ),
-                None => bail!("source `{name}`: expected nexmark: or nexmark:?events=COUNT"),
+                None => bail!(
+                    "source `{name}`: expected nexmark: or nexmark:?events=COUNT, got `{text}`"
+                ),
             };
             return Ok(Self::Nexmark { events });
         }
@@ -96,12 +98,15 @@ pub enum SinkBinding {
 }
 
 impl SinkBinding {
-    fn parse(text: &str, base: &Path) -> Self {
-        match text {
+    fn parse(name: &str, text: &str, base: &Path) -> Result<Self> {
+        Ok(match text {
             "-" => Self::Stdout,
             "null:" => Self::Discard,
+            _ if text.starts_with("null:") => {
+                bail!("sink `{name}`: `{text}`: a null sink takes nothing after `null:`")
+            }
             path => Self::File(base.join(path)),
-        }
+        })
     }
 }
 
@@ -353,11 +358,11 @@ impl JobSettings {
             let binding = SourceBinding::parse(&name, &text, base)?;
             sources.insert(name, binding);
         }
-        let sinks = self
-            .sinks
-            .into_iter()
-            .map(|(name, path)| (name, SinkBinding::parse(&path, base)))
-            .collect();
+        let mut sinks = BTreeMap::new();
+        for (name, text) in self.sinks {
+            let binding = SinkBinding::parse(&name, &text, base)?;
+            sinks.insert(name, binding);
+        }
         let defaults = Epochs::default();
         // Every epoch is snapshotted, so the snapshot interval is the epoch length.
         let epoch_ms = self.snapshot_interval_ms.or(self.epoch_ms);
@@ -418,7 +423,10 @@ impl JobSettings {
             key_groups,
             sources,
             sinks,
-            dead_letter: self.dead_letter.map(|d| SinkBinding::parse(&d, base)),
+            dead_letter: self
+                .dead_letter
+                .map(|d| SinkBinding::parse("dead-letter", &d, base))
+                .transpose()?,
             on_error,
             epochs,
             limits,
@@ -603,11 +611,14 @@ mod tests {
         let error = parse("nexmark:?rate=5").unwrap_err().to_string();
         assert!(error.contains("expected nexmark:?events=COUNT"), "{error}");
         assert!(parse("nexmark:events=5").is_err());
-        assert_eq!(SinkBinding::parse("null:", base), SinkBinding::Discard);
+        let sink = |text| SinkBinding::parse("out", text, base);
+        assert_eq!(sink("null:").unwrap(), SinkBinding::Discard);
         assert_eq!(
-            SinkBinding::parse("null", base),
+            sink("null").unwrap(),
             SinkBinding::File("/jobs/null".into())
         );
+        let error = sink("null:foo").unwrap_err().to_string();
+        assert!(error.contains("takes nothing after `null:`"), "{error}");
     }
 
     #[test]

@@ -112,6 +112,31 @@ fn source_file_that_does_not_exist() {
 }
 
 #[test]
+fn malformed_nexmark_source_and_null_sink() {
+    let q2 = guest("nexmark-q2");
+    for (source, sink, message) in [
+        (
+            "events=nexmark:?events=abc",
+            "out=null:",
+            "source `events`: expected nexmark:?events=COUNT",
+        ),
+        (
+            "events=nexmark:foo",
+            "out=null:",
+            "source `events`: expected nexmark: or nexmark:?events=COUNT",
+        ),
+        (
+            "events=nexmark:?events=10",
+            "out=null:foo",
+            "sink `out`: `null:foo`: a null sink takes nothing after `null:`",
+        ),
+    ] {
+        let stderr = run_with(&q2, &["--source", source, "--sink", sink]);
+        assert!(stderr.contains(message), "{source} {sink}: {stderr}");
+    }
+}
+
+#[test]
 fn spawn_refuses_bad_input_before_starting_workers() {
     let mut command = spillway();
     command
