@@ -119,12 +119,14 @@ bool exports_pipeline_transform(uint32_t node, pipeline_list_u8_t *events,
     return true;
 }
 
-bool exports_pipeline_aggregate(uint32_t node, pipeline_list_u8_t *groups, pipeline_list_u8_t *ret,
-                                pipeline_guest_error_t *err) {
+/* The body of `aggregate` and `finish`: run the SDK over one batch, hand back its output. */
+static bool run_batch(bool (*run)(uint32_t, sg_bytes, sg_emitter *, const char **), uint32_t node,
+                      pipeline_list_u8_t *batch, pipeline_list_u8_t *ret,
+                      pipeline_guest_error_t *err) {
     sg_emitter out = {0};
     const char *error = NULL;
-    bool ok = sg_run_aggregate(node, (sg_bytes){groups->ptr, groups->len}, &out, &error);
-    pipeline_list_u8_free(groups);
+    bool ok = run(node, (sg_bytes){batch->ptr, batch->len}, &out, &error);
+    pipeline_list_u8_free(batch);
     if (!ok) {
         free(out.ptr);
         set_error(err, node, error);
@@ -134,17 +136,12 @@ bool exports_pipeline_aggregate(uint32_t node, pipeline_list_u8_t *groups, pipel
     return true;
 }
 
+bool exports_pipeline_aggregate(uint32_t node, pipeline_list_u8_t *groups, pipeline_list_u8_t *ret,
+                                pipeline_guest_error_t *err) {
+    return run_batch(sg_run_aggregate, node, groups, ret, err);
+}
+
 bool exports_pipeline_finish(uint32_t node, pipeline_list_u8_t *closings, pipeline_list_u8_t *ret,
                              pipeline_guest_error_t *err) {
-    sg_emitter out = {0};
-    const char *error = NULL;
-    bool ok = sg_run_finish(node, (sg_bytes){closings->ptr, closings->len}, &out, &error);
-    pipeline_list_u8_free(closings);
-    if (!ok) {
-        free(out.ptr);
-        set_error(err, node, error);
-        return false;
-    }
-    take_output(&out, ret);
-    return true;
+    return run_batch(sg_run_finish, node, closings, ret, err);
 }
